@@ -1,0 +1,36 @@
+//! `sstreams`: the SS proxy daemon, policy tools, demos and benchmarks
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod policy_cmd;
+
+/// Secure Streams for Rust
+#[derive(Debug, Parser)]
+#[command(name = "sstreams", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check, show or convert a policy
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Policy(cmd) => policy_cmd::run(cmd),
+    }
+}
