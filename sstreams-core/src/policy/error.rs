@@ -48,7 +48,10 @@ impl fmt::Display for Location {
 /// e.g. `s.t_h1.retry` or `retry.default.backoff[8]`; `location` is set when the policy came
 /// from text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyError {
+pub struct PolicyError(Box<ErrorInner>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ErrorInner {
     kind: PolicyErrorKind,
     path: String,
     location: Option<Location>,
@@ -57,55 +60,57 @@ pub struct PolicyError {
 
 impl PolicyError {
     pub(crate) fn new(path: impl Into<String>, kind: PolicyErrorKind) -> Self {
-        Self {
+        let path = path.into();
+        Self(Box::new(ErrorInner {
             kind,
-            path: path.into(),
+            path,
             location: None,
             source_name: None,
-        }
+        }))
     }
 
     pub(crate) fn at(mut self, location: Location) -> Self {
-        self.location = Some(location);
+        self.0.location = Some(location);
         self
     }
 
     /// Names the file (or other source) the policy came from, for the message
     pub fn with_source_name(mut self, name: impl Into<String>) -> Self {
-        self.source_name = Some(name.into());
+        self.0.source_name = Some(name.into());
         self
     }
 
     /// What is wrong
     pub fn kind(&self) -> &PolicyErrorKind {
-        &self.kind
+        &self.0.kind
     }
 
     /// The dotted path of the offending key; empty for the document as a whole
     pub fn path(&self) -> &str {
-        &self.path
+        &self.0.path
     }
 
     /// Where in the text, when the policy came from text
     pub fn location(&self) -> Option<Location> {
-        self.location
+        self.0.location
     }
 }
 
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(name) = &self.source_name {
+        let e = &self.0;
+        if let Some(name) = &e.source_name {
             write!(f, "{name}:")?;
         }
-        if let Some(loc) = self.location {
+        if let Some(loc) = e.location {
             write!(f, "{loc}: ")?;
-        } else if self.source_name.is_some() {
+        } else if e.source_name.is_some() {
             f.write_str(" ")?;
         }
-        if !self.path.is_empty() {
-            write!(f, "`{}`: ", self.path)?;
+        if !e.path.is_empty() {
+            write!(f, "`{}`: ", e.path)?;
         }
-        write!(f, "{}", self.kind)
+        write!(f, "{}", e.kind)
     }
 }
 

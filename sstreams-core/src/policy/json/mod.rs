@@ -50,11 +50,22 @@ pub fn load_overlay(base: &Policy, text: &str) -> Result<Loaded, PolicyError> {
 
 /// Loads a policy from a file; errors name the file
 pub fn load_path(path: impl AsRef<Path>) -> Result<Loaded, PolicyError> {
-    let path = path.as_ref();
+    with_file(path.as_ref(), load)
+}
+
+/// Applies the overlay fragment in file `path` over `base` (see [`load_overlay`])
+pub fn load_overlay_path(base: &Policy, path: impl AsRef<Path>) -> Result<Loaded, PolicyError> {
+    with_file(path.as_ref(), |text| load_overlay(base, text))
+}
+
+fn with_file(
+    path: &Path,
+    f: impl FnOnce(&str) -> Result<Loaded, PolicyError>,
+) -> Result<Loaded, PolicyError> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| PolicyError::new("", K::Io(e.to_string())).with_source_name(&name))?;
-    load(&text).map_err(|e| e.with_source_name(name))
+    f(&text).map_err(|e| e.with_source_name(name))
 }
 
 /// Loads `s` as JSON text if it starts with `{` (after whitespace), else as a file path
