@@ -1,3 +1,4 @@
+#![cfg(feature = "json")]
 //! Every shipped test policy loads, with its streamtypes and key values checked
 
 use std::time::Duration;

@@ -69,6 +69,7 @@ impl PolicyError {
         }))
     }
 
+    #[cfg_attr(not(feature = "json"), allow(dead_code))]
     pub(crate) fn at(mut self, location: Location) -> Self {
         self.0.location = Some(location);
         self
