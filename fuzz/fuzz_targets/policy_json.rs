@@ -21,9 +21,12 @@ fn base() -> &'static Policy {
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(loaded) = load(text) {
-        let again = Policy::from_spec(loaded.policy.to_spec()).expect("a loaded policy revalidates");
+        let again =
+            Policy::from_spec(loaded.policy.to_spec()).expect("a loaded policy revalidates");
         assert_eq!(again, loaded.policy);
     }
     let _ = load_overlay(base(), text);

@@ -31,6 +31,7 @@
 //!
 //! Every error carries the dotted key path and, for text, the line and column.
 
+mod builtin;
 pub mod codegen;
 mod error;
 #[cfg(feature = "json")]
