@@ -36,6 +36,44 @@ impl Location {
     }
 }
 
+/// Byte offsets of the line starts of a text, for many offset → [`Location`] lookups
+#[derive(Debug, Clone)]
+pub(crate) struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    #[cfg_attr(not(feature = "json"), allow(dead_code))]
+    pub(crate) fn new(text: &str) -> Self {
+        let newlines = text
+            .bytes()
+            .enumerate()
+            .filter(|(_, b)| *b == b'\n')
+            .map(|(i, _)| i + 1);
+        Self {
+            starts: std::iter::once(0).chain(newlines).collect(),
+        }
+    }
+
+    /// The location of byte `offset` of `text` (the text this index was made from)
+    #[cfg_attr(not(feature = "json"), allow(dead_code))]
+    pub(crate) fn location(&self, text: &str, offset: usize) -> Location {
+        let offset = offset.min(text.len());
+        let line = self.starts.partition_point(|&s| s <= offset).max(1);
+        let start = self.starts[line - 1];
+        let mut end = offset;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let column = text[start.min(end)..end].chars().count() + 1;
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Location {
+            line: clamp(line),
+            column: clamp(column),
+        }
+    }
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.line, self.column)
@@ -310,6 +348,19 @@ mod tests {
         assert_eq!(Location::of_offset(text, 10_000).line, 3);
         let inside_e = text.find('é').unwrap() + 1;
         assert_eq!(Location::of_offset(text, inside_e).line, 2);
+    }
+
+    #[test]
+    fn line_index_agrees_with_scanning() {
+        let text = "{\n  \"é\": 1,\n\n  \"x\"\n";
+        let index = LineIndex::new(text);
+        for off in 0..=text.len() + 3 {
+            assert_eq!(
+                index.location(text, off),
+                Location::of_offset(text, off),
+                "offset {off}"
+            );
+        }
     }
 
     #[test]

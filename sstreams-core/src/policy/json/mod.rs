@@ -5,6 +5,7 @@
 //! keys are warnings with the nearest known key. See the [module docs](super) for where the
 //! loader is stricter than C.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -14,7 +15,7 @@ use jsonc_parser::{CollectOptions, ParseOptions};
 
 use super::Policy;
 use super::error::{
-    Location, PolicyError, PolicyErrorKind as K, PolicyWarning, PolicyWarningKind as W,
+    LineIndex, Location, PolicyError, PolicyErrorKind as K, PolicyWarning, PolicyWarningKind as W,
 };
 use super::spec::{PolicySpec, StreamTypeSpec};
 
@@ -137,6 +138,8 @@ pub(super) struct Loader<'t> {
     positions: HashMap<String, usize>,
     /// Every definition in the document, found by a first pass, for forward references
     defs: HashMap<(Def, String), usize>,
+    /// Line starts, made on the first error or warning
+    lines: OnceCell<LineIndex>,
 }
 
 impl<'t> Loader<'t> {
@@ -147,6 +150,7 @@ impl<'t> Loader<'t> {
             warnings: Vec::new(),
             positions: HashMap::new(),
             defs: HashMap::new(),
+            lines: OnceCell::new(),
         }
     }
 
@@ -167,7 +171,7 @@ impl<'t> Loader<'t> {
             jsonc_parser::parse_to_ast(self.text, &CollectOptions::default(), &parse_options)
                 .map_err(|e| {
                     PolicyError::new("", K::Syntax(e.kind().to_string()))
-                        .at(Location::of_offset(self.text, e.range().start))
+                        .at(self.location(e.range().start))
                 })?;
         let Some(root) = parsed.value else {
             return Err(self.err("", 0, K::Syntax("the document is empty".into())));
@@ -243,8 +247,14 @@ impl<'t> Loader<'t> {
 
     // ---- helpers shared by the section readers ----
 
+    fn location(&self, offset: usize) -> Location {
+        self.lines
+            .get_or_init(|| LineIndex::new(self.text))
+            .location(self.text, offset)
+    }
+
     pub(super) fn err(&self, path: impl Into<String>, offset: usize, kind: K) -> PolicyError {
-        PolicyError::new(path, kind).at(Location::of_offset(self.text, offset))
+        PolicyError::new(path, kind).at(self.location(offset))
     }
 
     /// Records where the key of `path` is
@@ -257,7 +267,7 @@ impl<'t> Loader<'t> {
         let mut path = e.path();
         loop {
             if let Some(&off) = self.positions.get(path) {
-                return e.at(Location::of_offset(self.text, off));
+                return e.at(self.location(off));
             }
             match path.rfind('.') {
                 Some(i) => path = &path[..i],
@@ -267,7 +277,7 @@ impl<'t> Loader<'t> {
     }
 
     pub(super) fn warn(&mut self, path: String, offset: usize, kind: W) {
-        let location = Location::of_offset(self.text, offset);
+        let location = self.location(offset);
         self.warnings.push(PolicyWarning {
             path,
             location,
@@ -308,7 +318,7 @@ impl<'t> Loader<'t> {
                 K::ForwardReference {
                     what: def.what(),
                     name: name.to_owned(),
-                    defined_at: Location::of_offset(self.text, at),
+                    defined_at: self.location(at),
                 },
             )),
             _ => Ok(()),

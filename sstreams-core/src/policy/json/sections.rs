@@ -136,9 +136,22 @@ impl<'t> Loader<'t> {
                 let name = prop.name.as_str();
                 let path = format!("certs.{name}");
                 self.mark(&path, prop);
-                let b64 = self.string(&prop.value, &path)?;
-                let compact: String = b64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-                let der = BASE64.decode(compact.as_bytes()).map_err(|e| {
+                let Value::StringLit(b64) = &prop.value else {
+                    return Err(self.wrong(&prop.value, &path, "a string"));
+                };
+                let b64 = b64.value.as_bytes();
+                let compact: Vec<u8>;
+                let b64 = if b64.iter().any(u8::is_ascii_whitespace) {
+                    compact = b64
+                        .iter()
+                        .copied()
+                        .filter(|c| !c.is_ascii_whitespace())
+                        .collect();
+                    &compact[..]
+                } else {
+                    b64
+                };
+                let der = BASE64.decode(b64).map_err(|e| {
                     self.err(&path, prop.value.range().start, K::BadBase64(e.to_string()))
                 })?;
                 let cert = CertSpec {
