@@ -6,3 +6,5 @@
 //! `sstreams-core`.
 
 pub use sstreams_core::policy::{self, Policy};
+
+pub mod tls;
