@@ -33,6 +33,7 @@
 
 mod builtin;
 pub mod codegen;
+mod endpoint;
 mod error;
 #[cfg(feature = "json")]
 pub mod json;
@@ -42,6 +43,7 @@ pub mod spec;
 mod template;
 mod validate;
 
+pub use endpoint::{Endpoint, EndpointError, Target};
 pub use error::{Location, PolicyError, PolicyErrorKind, PolicyWarning, PolicyWarningKind};
 pub use model::{MqttTemplates, Policy, StreamType, TrustStore};
 pub use retry::{RetryPolicy, RetryState, RetryStep};
