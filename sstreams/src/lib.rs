@@ -8,3 +8,4 @@
 pub use sstreams_core::policy::{self, Policy};
 
 pub mod tls;
+pub mod transport;

@@ -1,0 +1,243 @@
+//! Opening the byte stream under a client connection: DNS, TCP or Unix socket, then TLS
+//!
+//! [`connect`] takes a resolved [`Endpoint`] and gives a [`Transport`], one type whatever the
+//! socket kind, so the protocol bindings need not care. Host names resolve with the runtime's
+//! resolver (IPv4 and IPv6); each address is tried in the resolver's order until one accepts.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use rustls::ClientConfig;
+use sstreams_core::policy::{Endpoint, Target};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+use tokio_rustls::client::TlsStream;
+
+use crate::tls::{HandshakeFailure, server_name};
+
+/// Why a connection could not be opened
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The host name did not resolve
+    #[error("cannot resolve `{host}`: {source}")]
+    Dns {
+        /// The host name
+        host: String,
+        /// The resolver's error
+        source: io::Error,
+    },
+    /// No address accepted the connection
+    #[error("cannot connect to {target}: {source}")]
+    Connect {
+        /// Where
+        target: String,
+        /// The last socket error
+        source: io::Error,
+    },
+    /// The TLS handshake failed
+    #[error("TLS with {target}: {failure}")]
+    Tls {
+        /// Where
+        target: String,
+        /// Why
+        failure: HandshakeFailure,
+    },
+    /// TLS is required but no configuration was given, or the name is not a TLS name
+    #[error("TLS with {target}: {reason}")]
+    TlsSetup {
+        /// Where
+        target: String,
+        /// Why
+        reason: String,
+    },
+}
+
+/// A connected byte stream: TCP or Unix socket, with or without TLS
+#[derive(Debug)]
+pub enum Transport {
+    /// Plain TCP
+    Tcp(TcpStream),
+    /// Plain Unix domain socket
+    Unix(UnixStream),
+    /// TLS over TCP or a Unix socket
+    Tls(Box<TlsStream<Plain>>),
+}
+
+/// The socket under a TLS session
+#[derive(Debug)]
+pub enum Plain {
+    /// TCP
+    Tcp(TcpStream),
+    /// Unix domain socket
+    Unix(UnixStream),
+}
+
+impl Transport {
+    /// The ALPN protocol the server selected, if TLS negotiated one
+    pub fn alpn(&self) -> Option<&[u8]> {
+        match self {
+            Self::Tls(t) => t.get_ref().1.alpn_protocol(),
+            _ => None,
+        }
+    }
+}
+
+/// Connects to `endpoint`; `tls` is required when `endpoint.tls` is set
+///
+/// The TLS server name (SNI and certificate check) is the endpoint host; for Unix sockets it
+/// is `localhost`.
+pub async fn connect(
+    endpoint: &Endpoint,
+    tls: Option<Arc<ClientConfig>>,
+) -> Result<Transport, ConnectError> {
+    let target = endpoint.target.to_string();
+    let (plain, sni_host) = match &endpoint.target {
+        Target::Host { host, port } => {
+            (Plain::Tcp(tcp(host, *port, &target).await?), host.as_str())
+        }
+        Target::Unix(path) => {
+            let s = UnixStream::connect(path)
+                .await
+                .map_err(|source| ConnectError::Connect {
+                    target: target.clone(),
+                    source,
+                })?;
+            (Plain::Unix(s), "localhost")
+        }
+        Target::UnixAbstract(name) => {
+            let s = abstract_unix(name).map_err(|source| ConnectError::Connect {
+                target: target.clone(),
+                source,
+            })?;
+            (Plain::Unix(s), "localhost")
+        }
+    };
+    if !endpoint.tls {
+        return Ok(match plain {
+            Plain::Tcp(s) => Transport::Tcp(s),
+            Plain::Unix(s) => Transport::Unix(s),
+        });
+    }
+    let setup = |reason: String| ConnectError::TlsSetup {
+        target: target.clone(),
+        reason,
+    };
+    let config = tls.ok_or_else(|| setup("no TLS configuration".into()))?;
+    let name = server_name(sni_host).map_err(|e| setup(e.to_string()))?;
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, plain)
+        .await
+        .map_err(|e| ConnectError::Tls {
+            target: target.clone(),
+            failure: HandshakeFailure::of(&e),
+        })?;
+    Ok(Transport::Tls(Box::new(stream)))
+}
+
+async fn tcp(host: &str, port: u16, target: &str) -> Result<TcpStream, ConnectError> {
+    let addrs: Vec<_> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|source| ConnectError::Dns {
+            host: host.to_owned(),
+            source,
+        })?
+        .collect();
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no addresses");
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(s) => {
+                // Small writes (headers, frames) go out at once.
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(e) => {
+                tracing::debug!("connect {addr}: {e}");
+                last = e;
+            }
+        }
+    }
+    Err(ConnectError::Connect {
+        target: target.to_owned(),
+        source: last,
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn abstract_unix(name: &str) -> io::Result<UnixStream> {
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+    // Connecting to a local socket does not block for long; there is no async form.
+    let s = std::os::unix::net::UnixStream::connect_addr(&addr)?;
+    s.set_nonblocking(true)?;
+    UnixStream::from_std(s)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn abstract_unix(_name: &str) -> io::Result<UnixStream> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "abstract Unix sockets are Linux only",
+    ))
+}
+
+macro_rules! delegate_io {
+    ($ty:ident { $($variant:ident),* }) => {
+        impl AsyncRead for $ty {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                match self.get_mut() {
+                    $(Self::$variant(s) => Pin::new(s).poll_read(cx, buf),)*
+                }
+            }
+        }
+
+        impl AsyncWrite for $ty {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                match self.get_mut() {
+                    $(Self::$variant(s) => Pin::new(s).poll_write(cx, buf),)*
+                }
+            }
+
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[io::IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                match self.get_mut() {
+                    $(Self::$variant(s) => Pin::new(s).poll_write_vectored(cx, bufs),)*
+                }
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                match self {
+                    $(Self::$variant(s) => s.is_write_vectored(),)*
+                }
+            }
+
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                match self.get_mut() {
+                    $(Self::$variant(s) => Pin::new(s).poll_flush(cx),)*
+                }
+            }
+
+            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                match self.get_mut() {
+                    $(Self::$variant(s) => Pin::new(s).poll_shutdown(cx),)*
+                }
+            }
+        }
+    };
+}
+
+delegate_io!(Plain { Tcp, Unix });
+delegate_io!(Transport { Tcp, Unix, Tls });

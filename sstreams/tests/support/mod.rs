@@ -1,0 +1,75 @@
+//! Shared test helpers: certificates made with rcgen, and a one-shot rustls server
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+pub fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(rcgen::DnType::CommonName, name);
+    CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
+}
+
+pub struct Leaf {
+    pub cert: CertificateDer<'static>,
+    pub key: Vec<u8>,
+}
+
+pub fn leaf(ca: &CertifiedIssuer<'static, KeyPair>, host: &str, expired: bool) -> Leaf {
+    let mut p = CertificateParams::new(vec![host.to_owned()]).unwrap();
+    if expired {
+        p.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2020, 1, 1);
+    }
+    let key = KeyPair::generate().unwrap();
+    let cert = p.signed_by(&key, ca).unwrap();
+    Leaf {
+        cert: cert.der().clone(),
+        key: key.serialize_der(),
+    }
+}
+
+/// Serves one TLS connection: handshake, then "hello" and the negotiated ALPN
+pub async fn serve_once(leaf: Leaf, client_ca: Option<&CertifiedIssuer<'static, KeyPair>>) -> u16 {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca.der().clone()).unwrap();
+            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider(),
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(v)
+        }
+    };
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key));
+    let mut config = builder.with_single_cert(vec![leaf.cert], key).unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        if let Ok(mut tls) = acceptor.accept(tcp).await {
+            let alpn = tls.get_ref().1.alpn_protocol().unwrap_or(b"none").to_vec();
+            let _ = tls.write_all(&[b"hello ".as_slice(), &alpn].concat()).await;
+            let _ = tls.shutdown().await;
+        }
+    });
+    port
+}
