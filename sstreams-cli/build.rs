@@ -1,1 +1,3 @@
+//! Build script (placeholder: static-policy code generation lands with the policy work)
+
 fn main() {}

@@ -1,1 +1,3 @@
+//! Policy loading benchmark (placeholder until the loader lands)
+
 fn main() {}
