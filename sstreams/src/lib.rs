@@ -5,4 +5,7 @@
 //! [`Policy`]. This crate is the tokio runtime and public API; the sans-IO core is
 //! `sstreams-core`.
 
+mod clock;
+pub mod smd;
+
 pub use sstreams_core::policy::{self, Policy};
