@@ -7,5 +7,6 @@
 
 mod clock;
 pub mod smd;
+pub mod system_state;
 
 pub use sstreams_core::policy::{self, Policy};
