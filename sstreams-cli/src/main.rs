@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod demo_cmd;
 mod policy_cmd;
 
 /// Secure Streams for Rust
@@ -19,6 +20,9 @@ enum Command {
     /// Check, show or convert a policy
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Run a demo ported from the C minimal examples
+    #[command(subcommand)]
+    Demo(demo_cmd::DemoCommand),
 }
 
 fn main() -> ExitCode {
@@ -32,5 +36,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Policy(cmd) => policy_cmd::run(cmd),
+        Command::Demo(cmd) => demo_cmd::run(cmd),
     }
 }
