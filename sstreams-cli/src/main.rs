@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench_cmd;
 mod demo_cmd;
 mod policy_cmd;
 
@@ -23,6 +24,9 @@ enum Command {
     /// Run a demo ported from the C minimal examples
     #[command(subcommand)]
     Demo(demo_cmd::DemoCommand),
+    /// Measure throughput of whole subsystems
+    #[command(subcommand)]
+    Bench(bench_cmd::BenchCommand),
 }
 
 fn main() -> ExitCode {
@@ -37,5 +41,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Demo(cmd) => demo_cmd::run(cmd),
+        Command::Bench(cmd) => bench_cmd::run(cmd),
     }
 }
