@@ -40,6 +40,11 @@ pub(super) struct Queue<T> {
     pub(super) peers: Vec<Peer<T>>,
     next_id: u64,
     stats: SmdStats,
+    /// Newest timestamp queued so far
+    newest_ts: u64,
+    /// Some queued message is older than one queued before it (an adopted timestamp), so
+    /// expiry must look at the whole ring, not stop at the first young message
+    unordered: bool,
 }
 
 impl<T> Queue<T> {
@@ -53,6 +58,8 @@ impl<T> Queue<T> {
             peers: Vec::new(),
             next_id: 1,
             stats: SmdStats::default(),
+            newest_ts: 0,
+            unordered: false,
         }
     }
 
@@ -123,6 +130,10 @@ impl<T> Queue<T> {
         }
         // At most peers.len() recipients, far below u32::MAX.
         let remaining = recipients as u32;
+        if timestamp_us < self.newest_ts {
+            self.unordered = true;
+        }
+        self.newest_ts = self.newest_ts.max(timestamp_us);
         self.ring.push_back(Slot {
             seq: self.next_seq,
             remaining,
@@ -203,6 +214,9 @@ impl<T> Queue<T> {
         let mut any = false;
         for slot in self.ring.iter_mut() {
             if now_us.saturating_sub(slot.msg.timestamp_us()) <= self.ttl_us {
+                if self.unordered {
+                    continue;
+                }
                 break;
             }
             if slot.remaining > 0 {
@@ -214,6 +228,9 @@ impl<T> Queue<T> {
         }
         if any {
             self.pop_dead();
+        }
+        if self.ring.is_empty() {
+            self.unordered = false;
         }
     }
 
@@ -341,6 +358,17 @@ mod tests {
         q.expire(1_120);
         assert_eq!(q.stats().expired, 1);
         assert_eq!(bodies(&mut q, 0), [b"b"]);
+    }
+
+    #[test]
+    fn ttl_expiry_finds_adopted_old_timestamps_behind_young_ones() {
+        let mut q = Queue::new(40, 100);
+        q.register(NET, ());
+        q.post(NET, 1_000, b"young", None).unwrap();
+        q.post(NET, 10, b"forwarded, already old", None).unwrap();
+        q.expire(1_050);
+        assert_eq!(q.stats().expired, 1);
+        assert_eq!(bodies(&mut q, 0), [b"young"]);
     }
 
     #[test]
