@@ -168,6 +168,21 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn ss_payload_round_trips_any_message(
+            class: u32,
+            ts: u64,
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..=MAX_PAYLOAD),
+        ) {
+            let msg = SmdMessage::new(SmdClass::from_bits(class), ts, &body).unwrap();
+            let mut out = Vec::new();
+            msg.write_ss_payload(&mut out);
+            proptest::prop_assert_eq!(out.len(), SS_HEADER_LEN + body.len());
+            proptest::prop_assert_eq!(SmdMessage::from_ss_payload(&out).unwrap(), msg);
+        }
+    }
+
     #[test]
     fn set_failure_leaves_message_unchanged() {
         let mut msg = SmdMessage::new(SmdClass::METRICS, 7, b"abc").unwrap();
