@@ -316,3 +316,54 @@ async fn ordering_under_concurrent_posters() {
         .unwrap()
         .unwrap();
 }
+
+/// A participant dropped from another thread while the dispatcher is busy leaves nothing
+/// pinned in the queue, and the others still get everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unregister_from_another_thread_during_dispatch() {
+    const N: u32 = 20_000;
+    let bus = bus_with_depth(64);
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let (half_tx, half_rx) = std::sync::mpsc::channel();
+    let mut seen = 0u32;
+    let _stays = bus.register(NET, move |_| {
+        seen += 1;
+        if seen == N / 2 {
+            let _ = half_tx.send(());
+        }
+        if seen == N {
+            let _ = done_tx.send(());
+        }
+    });
+    let leaves = bus.register(NET, |_| {});
+    let dispatcher = bus.spawn();
+    let poster = {
+        let bus = bus.clone();
+        std::thread::spawn(move || {
+            for i in 0..N {
+                while let Err(SmdError::QueueFull { .. }) = bus.post(NET, &i.to_be_bytes()) {
+                    std::thread::yield_now();
+                }
+            }
+        })
+    };
+    let remover = std::thread::spawn(move || {
+        half_rx.recv_timeout(WAIT).unwrap();
+        drop(leaves);
+    });
+    tokio::time::timeout(WAIT, done_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    poster.join().unwrap();
+    remover.join().unwrap();
+    let stats = bus.stats();
+    assert_eq!(stats.participants, 1);
+    assert_eq!(stats.queued, 0);
+    assert_eq!(stats.posted, u64::from(N));
+    bus.close();
+    tokio::time::timeout(WAIT, dispatcher)
+        .await
+        .unwrap()
+        .unwrap();
+}

@@ -225,7 +225,9 @@ impl SmdBus {
     /// Remove a participant; `false` if it was not registered
     ///
     /// Messages still owed to it are released. Safe to call from inside any handler,
-    /// including the participant's own (no further messages reach it after this returns).
+    /// including the participant's own: called from the participant's own handler, no further
+    /// call follows; called from another thread, a call the dispatcher is already making may
+    /// still be under way when this returns.
     pub fn unregister(&self, id: ParticipantId) -> bool {
         self.shared.unregister(id)
     }
