@@ -15,8 +15,10 @@ impl SmdConfig {
     /// Maximum number of queued messages still owed to some participant
     ///
     /// A message posted while the queue is full is refused with
-    /// [`SmdError::QueueFull`](super::SmdError::QueueFull). Each queued message costs about
-    /// 420 bytes. 0 means the default. Default is 40 (the C default).
+    /// [`SmdError::QueueFull`](super::SmdError::QueueFull). Memory: each slot is about 430
+    /// bytes, and the queue holds at most about `2 × depth + 64` slots (delivered messages
+    /// stuck behind an undelivered one are compacted away beyond that). 0 means the default.
+    /// Default is 40 (the C default).
     pub fn queue_depth(&mut self, depth: usize) -> &mut Self {
         self.queue_depth = if depth == 0 {
             DEFAULT_QUEUE_DEPTH
@@ -52,9 +54,11 @@ impl Default for SmdConfig {
 
 /// A snapshot of the bus counters
 ///
-/// Every message offered to the bus ends up in exactly one of `posted`, `refused` or
-/// `no_listener`; every posted message is, per recipient, delivered, expired, released by an
-/// unregistering participant, or discarded when the bus closes.
+/// Every well-formed message offered to an open bus ends up in exactly one of `posted`,
+/// `refused` or `no_listener` (malformed ones and posts to a closed bus get an error and are not
+/// counted). A posted message then leaves the queue when every recipient has taken it, when it
+/// expires (`expired`), when its last recipients unregister, or when the bus closes
+/// (`discarded`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SmdStats {

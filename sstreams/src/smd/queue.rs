@@ -50,7 +50,8 @@ pub(super) struct Queue<T> {
 impl<T> Queue<T> {
     pub(super) fn new(depth: usize, ttl_us: u64) -> Self {
         Self {
-            ring: VecDeque::with_capacity(depth),
+            // Grows on demand up to about twice the depth; start small for huge depths.
+            ring: VecDeque::with_capacity(depth.min(1024)),
             next_seq: 0,
             live: 0,
             depth,
@@ -143,7 +144,7 @@ impl<T> Queue<T> {
         self.next_seq += 1;
         self.live += 1;
         self.stats.posted += 1;
-        if self.ring.len() > 2 * self.depth + 64 {
+        if self.ring.len() > self.depth.saturating_mul(2).saturating_add(64) {
             self.ring.retain(|s| s.remaining > 0);
         }
         Ok(recipients)
@@ -369,6 +370,14 @@ mod tests {
         q.expire(1_050);
         assert_eq!(q.stats().expired, 1);
         assert_eq!(bodies(&mut q, 0), [b"young"]);
+    }
+
+    #[test]
+    fn huge_depth_is_usable() {
+        let mut q = Queue::new(usize::MAX, 2_000_000);
+        q.register(NET, ());
+        q.post(NET, 1, b"x", None).unwrap();
+        assert_eq!(bodies(&mut q, 0), [b"x"]);
     }
 
     #[test]
