@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench_cmd;
+mod demo_cmd;
 mod policy_cmd;
 
 /// Secure Streams for Rust
@@ -19,6 +21,12 @@ enum Command {
     /// Check, show or convert a policy
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Run a demo ported from the C minimal examples
+    #[command(subcommand)]
+    Demo(demo_cmd::DemoCommand),
+    /// Measure throughput of whole subsystems
+    #[command(subcommand)]
+    Bench(bench_cmd::BenchCommand),
 }
 
 fn main() -> ExitCode {
@@ -32,5 +40,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Policy(cmd) => policy_cmd::run(cmd),
+        Command::Demo(cmd) => demo_cmd::run(cmd),
+        Command::Bench(cmd) => bench_cmd::run(cmd),
     }
 }

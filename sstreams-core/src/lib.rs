@@ -16,5 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod policy;
+pub mod smd;
+pub mod system_state;
 
 pub use policy::Policy;

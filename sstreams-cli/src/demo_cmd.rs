@@ -1,0 +1,323 @@
+//! `sstreams demo …`: ports of the C minimal examples
+//!
+//! `demo smd` is the local (in-process) mode of C `minimal-secure-streams-smd`: a direct SMD
+//! participant that listens to every class, and an `_lws_smd` stream side (an
+//! [`SsBridge`] with filter SYSTEM_STATE | METRICS | NETWORK) that sends alternating NETWORK
+//! and INTERACTION messages plus one `cpdcheck` trigger. The run passes when the stream side
+//! saw no INTERACTION message and every count is exactly what was sent.
+//!
+//! Unlike C, the end is not a timer: after its last message the stream side posts a METRICS
+//! end marker; both participants see it after everything posted before it, so the counts are
+//! exact. (C also re-forwards every stream rx into the local bus with
+//! `lws_smd_ss_rx_forward`, so its direct participant sees those twice; that helper is meant
+//! for proxy clients and is not used here.)
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use sstreams::smd::{SmdBus, SmdClass, SmdError, SmdMessage, SsBridge, SsHeader};
+use sstreams::system_state::{SystemState, SystemStates};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+/// Demos ported from the C minimal examples
+#[derive(Debug, Subcommand)]
+pub(crate) enum DemoCommand {
+    /// SMD: a direct participant and an `_lws_smd` stream exchanging system messages
+    Smd(SmdDemoArgs),
+}
+
+/// Options of `demo smd`
+#[derive(Debug, Args)]
+pub(crate) struct SmdDemoArgs {
+    /// Number of messages the stream side sends
+    #[arg(long, default_value_t = 100)]
+    count: u32,
+    /// Interval between the stream side's messages, in microseconds
+    #[arg(long, default_value_t = 1000)]
+    interval_us: u64,
+}
+
+pub(crate) fn run(cmd: DemoCommand) -> ExitCode {
+    match cmd {
+        DemoCommand::Smd(args) => run_smd(&args),
+    }
+}
+
+/// What the stream side's filter accepts (C `manual_initial_tx_credit` in the example)
+const STREAM_FILTER: SmdClass = SmdClass::from_bits(
+    SmdClass::SYSTEM_STATE.bits() | SmdClass::METRICS.bits() | SmdClass::NETWORK.bits(),
+);
+const END_MARKER: &[u8] = b"{\"dump\":\"smd-demo\",\"ts\":0}";
+
+/// Counts kept by the direct participant
+#[derive(Debug, Default)]
+struct DirectCounts {
+    total: u64,
+    states: u64,
+    network: u64,
+    interaction: u64,
+}
+
+/// Counts kept by the stream side
+#[derive(Debug, Default)]
+struct StreamCounts {
+    rx: u64,
+    rx_interaction: u64,
+    tx: u64,
+    tx_network: u64,
+    tx_refused: u64,
+    out_of_order: u64,
+}
+
+fn run_smd(args: &SmdDemoArgs) -> ExitCode {
+    println!(
+        "sstreams SMD demo (local): {} msgs at {}us interval",
+        args.count, args.interval_us
+    );
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let budget = Duration::from_micros(
+        u64::from(args.count).saturating_mul(args.interval_us.saturating_add(50_000)),
+    ) + Duration::from_secs(1);
+    let ok = rt.block_on(async {
+        match tokio::time::timeout(budget, smd_demo(args)).await {
+            Ok(ok) => ok,
+            Err(_) => {
+                println!("demo timed out after {budget:?}");
+                false
+            }
+        }
+    });
+    println!("Completed: {}", if ok { "OK" } else { "FAIL" });
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn smd_demo(args: &SmdDemoArgs) -> bool {
+    let bus = SmdBus::default();
+    let dispatcher = bus.spawn();
+
+    // The direct participant, registered first so it sees the very first states (C
+    // `early_smd_cb` with filter 0xffffffff).
+    let (operational_tx, operational_rx) = oneshot::channel();
+    let (done_tx, done_rx) = oneshot::channel();
+    let direct = Arc::new(Mutex::new(DirectCounts::default()));
+    let _direct = bus.register(SmdClass::ALL, {
+        let bus = bus.clone();
+        let counts = direct.clone();
+        let mut operational_tx = Some(operational_tx);
+        let mut done_tx = Some(done_tx);
+        move |m: &SmdMessage| {
+            let mut c = counts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            c.total += 1;
+            match m.class() {
+                SmdClass::SYSTEM_STATE => c.states += 1,
+                SmdClass::NETWORK => c.network += 1,
+                SmdClass::INTERACTION => c.interaction += 1,
+                _ => {}
+            }
+            if m.class() == SmdClass::SYSTEM_STATE && m.payload() == b"{\"state\":\"OPERATIONAL\"}"
+            {
+                println!("direct_smd_cb: OPERATIONAL; requesting a CPD check, creating the stream");
+                let cpd = b"{\"trigger\": \"cpdcheck\", \"src\":\"direct-test\"}";
+                if let Err(e) = bus.post(SmdClass::NETWORK, cpd) {
+                    println!("direct_smd_cb: cpdcheck not sent: {e}");
+                }
+                if let Some(tx) = operational_tx.take() {
+                    let _ = tx.send(());
+                }
+            }
+            if m.class() == SmdClass::METRICS && m.payload() == END_MARKER {
+                if let Some(tx) = done_tx.take() {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    });
+
+    let states = SystemStates::new(&bus);
+    states.step_to(SystemState::Operational);
+
+    if operational_rx.await.is_err() {
+        return false;
+    }
+    let stream = stream_side(&bus, args).await;
+    let direct_done = done_rx.await.is_ok();
+
+    states.teardown();
+    bus.close();
+    let _ = dispatcher.await;
+
+    let direct = direct
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let stats = bus.stats();
+    println!("{} {} {}", stream.rx, direct.total, stream.tx);
+    println!("stream: {stream:?}");
+    println!("direct: {direct:?}");
+    println!("bus: {stats:?}");
+
+    // Direct: 14 states (PRE_PRIV_DROP…OPERATIONAL), its own cpdcheck, every stream tx, marker.
+    let want_direct = 14 + 1 + u64::from(args.count) + 1;
+    // Stream: its own NETWORK sends (it joined after OPERATIONAL and the cpdcheck), marker.
+    let want_stream = stream.tx_network + 1;
+    let mut ok = direct_done;
+    ok &= check("stream saw no INTERACTION", stream.rx_interaction, 0);
+    ok &= check("stream tx count", stream.tx, u64::from(args.count));
+    ok &= check("stream rx count", stream.rx, want_stream);
+    ok &= check("stream rx order violations", stream.out_of_order, 0);
+    ok &= check("direct rx count", direct.total, want_direct);
+    ok &= check(
+        "direct INTERACTION count",
+        direct.interaction,
+        stream.tx - stream.tx_network,
+    );
+    ok
+}
+
+fn check(what: &str, got: u64, want: u64) -> bool {
+    if got != want {
+        println!("FAIL: {what}: got {got}, want {want}");
+    }
+    got == want
+}
+
+/// Outcome of one wait in the stream side's loop
+enum Event {
+    Rx(bool),
+    TxDue,
+}
+
+/// The `_lws_smd` stream: states, periodic tx through the bridge, and rx until the end marker
+async fn stream_side(bus: &SmdBus, args: &SmdDemoArgs) -> StreamCounts {
+    let mut bridge = SsBridge::new(bus, STREAM_FILTER);
+    for state in ["CREATING", "CONNECTING", "CONNECTED"] {
+        println!("myss_state: {state}");
+    }
+    let mut counts = StreamCounts::default();
+    let interval = Duration::from_micros(args.interval_us);
+    let mut next_tx = Instant::now();
+    let mut alternate = 0u32;
+    let mut last_x: Option<u64> = None;
+    let mut rx = Vec::new();
+    let mut tx = Vec::new();
+    loop {
+        let event = tokio::select! {
+            ok = bridge.recv_payload(&mut rx) => Event::Rx(ok),
+            () = tokio::time::sleep_until(next_tx), if counts.tx < u64::from(args.count) => {
+                Event::TxDue
+            }
+        };
+        match event {
+            Event::Rx(false) => break,
+            Event::Rx(true) => {
+                let Ok((header, body)) = SsHeader::decode(&rx) else {
+                    break;
+                };
+                counts.rx += 1;
+                if header.class.intersects(SmdClass::INTERACTION) {
+                    counts.rx_interaction += 1;
+                }
+                if let Some(x) = field_x(body) {
+                    if last_x.is_some_and(|last| x <= last) {
+                        counts.out_of_order += 1;
+                    }
+                    last_x = Some(x);
+                }
+                if header.class == SmdClass::METRICS && body == END_MARKER {
+                    break;
+                }
+            }
+            Event::TxDue => {
+                alternate += 1;
+                let (class, body) = if alternate == 4 {
+                    let b = "{\"trigger\": \"cpdcheck\", \"src\":\"SS-test\"}".to_owned();
+                    (SmdClass::NETWORK, b)
+                } else if alternate % 2 == 1 {
+                    (
+                        SmdClass::NETWORK,
+                        format!("{{\"class\":\"NETWORK\",\"x\":{}}}", counts.tx),
+                    )
+                } else {
+                    let b = format!("{{\"class\":\"INTERACTION\",\"x\":{}}}", counts.tx);
+                    (SmdClass::INTERACTION, b)
+                };
+                tx.clear();
+                tx.extend_from_slice(
+                    &SsHeader {
+                        class,
+                        timestamp_us: 0,
+                    }
+                    .encode(),
+                );
+                tx.extend_from_slice(body.as_bytes());
+                match bridge.send_payload(&tx) {
+                    Ok(_) => {
+                        counts.tx += 1;
+                        if class == SmdClass::NETWORK {
+                            counts.tx_network += 1;
+                        }
+                        next_tx += interval;
+                        if counts.tx == u64::from(args.count) {
+                            send_end_marker(&bridge, &mut tx, &mut counts).await;
+                        }
+                    }
+                    Err(SmdError::QueueFull { .. }) => {
+                        // As C's tx returning "don't send": try again on the next turn.
+                        counts.tx_refused += 1;
+                        alternate -= 1;
+                        tokio::task::yield_now().await;
+                    }
+                    Err(e) => {
+                        println!("myss_tx: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    println!("myss_state: DESTROYING");
+    counts
+}
+
+async fn send_end_marker(bridge: &SsBridge, tx: &mut Vec<u8>, counts: &mut StreamCounts) {
+    tx.clear();
+    tx.extend_from_slice(
+        &SsHeader {
+            class: SmdClass::METRICS,
+            timestamp_us: 0,
+        }
+        .encode(),
+    );
+    tx.extend_from_slice(END_MARKER);
+    while let Err(SmdError::QueueFull { .. }) = bridge.send_payload(tx) {
+        counts.tx_refused += 1;
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The number after `"x":` in a demo body, if any
+fn field_x(body: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(body).ok()?;
+    let rest = &text[text.find("\"x\":")? + 4..];
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
