@@ -73,3 +73,4 @@ pub async fn serve_once(leaf: Leaf, client_ca: Option<&CertifiedIssuer<'static, 
     });
     port
 }
+pub mod nginx;
