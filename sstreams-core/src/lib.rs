@@ -16,5 +16,6 @@
 #![forbid(unsafe_code)]
 
 pub mod policy;
+pub mod stream;
 
 pub use policy::Policy;
