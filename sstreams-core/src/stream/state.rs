@@ -116,7 +116,11 @@ impl State {
     /// The C name without the `LWSSSCS_` prefix, for the states C defines (1 to 20)
     pub const fn short_name(self) -> Option<&'static str> {
         let i = self.as_u32() as usize;
-        if i < NAMES.len() { Some(NAMES[i]) } else { None }
+        if i < NAMES.len() {
+            Some(NAMES[i])
+        } else {
+            None
+        }
     }
 }
 
@@ -152,7 +156,11 @@ impl fmt::Display for State {
         match self.short_name() {
             Some(name) => write!(f, "LWSSSCS_{name}"),
             None if self.is_user() => {
-                write!(f, "LWSSSCS_USER_BASE+{}", self.as_u32() - Self::USER_BASE.as_u32())
+                write!(
+                    f,
+                    "LWSSSCS_USER_BASE+{}",
+                    self.as_u32() - Self::USER_BASE.as_u32()
+                )
             }
             None => write!(f, "unknown state {}", self.as_u32()),
         }
@@ -399,8 +407,16 @@ mod tests {
             (State::TIMEOUT, 14, "LWSSSCS_TIMEOUT"),
             (State::SERVER_TXN, 15, "LWSSSCS_SERVER_TXN"),
             (State::SERVER_UPGRADE, 16, "LWSSSCS_SERVER_UPGRADE"),
-            (State::EVENT_WAIT_CANCELLED, 17, "LWSSSCS_EVENT_WAIT_CANCELLED"),
-            (State::UPSTREAM_LINK_RETRY, 18, "LWSSSCS_UPSTREAM_LINK_RETRY"),
+            (
+                State::EVENT_WAIT_CANCELLED,
+                17,
+                "LWSSSCS_EVENT_WAIT_CANCELLED",
+            ),
+            (
+                State::UPSTREAM_LINK_RETRY,
+                18,
+                "LWSSSCS_UPSTREAM_LINK_RETRY",
+            ),
             (State::SINK_JOIN, 19, "LWSSSCS_SINK_JOIN"),
             (State::SINK_PART, 20, "LWSSSCS_SINK_PART"),
             (State::USER_BASE, 1000, "LWSSSCS_USER_BASE+0"),
