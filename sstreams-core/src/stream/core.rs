@@ -272,21 +272,21 @@ impl StreamCore {
         if self.destroyed || self.link == Link::None {
             return;
         }
-        self.close(now, Duration::ZERO);
+        self.close(now, None);
     }
 
     /// The server said to come back later (http 503 or 429): back off, by at least
     /// `at_least` (its `Retry-After`; zero if none), and drop the connection
     ///
-    /// Queues [`Event::Disconnect`]; this is a concealed failure, not a `QOS_NACK_REMOTE`.
+    /// Queues [`Event::Disconnect`] and applies the close rule, taking a backoff step in any
+    /// case (also on an opportunistic stream, or after an earlier transaction on the same
+    /// connection completed). This is a concealed failure, not a `QOS_NACK_REMOTE`.
     pub fn handle_retry_later(&mut self, now: Instant, at_least: Duration) {
         if self.destroyed || self.link == Link::None {
             return;
         }
-        // whatever came before on this connection, this transaction did not complete
-        self.txn_complete = false;
         self.events.push_back(Event::Disconnect);
-        self.close(now, at_least);
+        self.close(now, Some(at_least));
     }
 
     /// A binding delivers a state of its own
@@ -406,7 +406,7 @@ impl StreamCore {
                 }
                 Link::AwaitingClose => {
                     self.events.push_back(Event::Disconnect);
-                    self.close(now, Duration::ZERO);
+                    self.close(now, None);
                 }
             },
             StateReturn::Ok | StateReturn::TxDontSend => {}
@@ -488,10 +488,14 @@ impl StreamCore {
         self.handle_request_tx();
     }
 
-    /// The connection is gone: apply the close rule; a backoff waits at least `at_least`
-    fn close(&mut self, now: Instant, at_least: Duration) {
+    /// The connection is gone: apply the close rule
+    ///
+    /// `retry_after` is set when the server asked to come back later: then a backoff step is
+    /// taken whatever the rule says, waiting at least that long (C backs off before closing).
+    fn close(&mut self, now: Instant, retry_after: Option<Duration>) {
         self.link = Link::None;
         let complete = std::mem::take(&mut self.txn_complete);
+        let at_least = retry_after.unwrap_or_default();
         match self.config.close_rule {
             CloseRule::Http if !self.config.opportunistic && !complete => {
                 // retried without a word; DISCONNECTED comes if the retry fails or we give up
@@ -505,6 +509,9 @@ impl StreamCore {
                 self.timeout_at = None;
                 if self.queued.connected {
                     self.notify_disconnected();
+                    if retry_after.is_some() {
+                        self.backoff(now, at_least);
+                    }
                 } else if !complete {
                     self.notify(State::UNREACHABLE, 0);
                     self.backoff(now, at_least);
@@ -518,7 +525,7 @@ impl StreamCore {
                     self.notify(State::UNREACHABLE, 0);
                 }
                 self.settle();
-                if !self.config.opportunistic {
+                if !self.config.opportunistic || retry_after.is_some() {
                     self.backoff(now, at_least);
                 }
             }

@@ -457,6 +457,50 @@ fn retry_later_waits_at_least_retry_after_and_is_not_a_nack() {
     assert_eq!(h.sleep(), ms(2000));
 }
 
+/// Found by the `stream_events` fuzz target: a 503 on a keep-alive connection whose first
+/// transaction completed (QOS_NACK_REMOTE) must not leave the stream in a state from which it
+/// cannot reconnect legally
+#[test]
+fn retry_later_after_a_completed_transaction_disconnects_then_retries() {
+    let mut c = config(CloseRule::Http, c_example_retry());
+    c.nailed_up(true);
+    let mut h = Harness::new(c, &[0]);
+    h.core.handle_connected();
+    h.core
+        .handle_binding_state(State::QOS_NACK_REMOTE, 0)
+        .unwrap();
+    h.core.handle_retry_later(h.now, ms(25));
+    assert_eq!(
+        h.drain(),
+        [
+            S(State::CREATING),
+            S(State::CONNECTING),
+            Ev::Connect,
+            S(State::CONNECTED),
+            S(State::QOS_NACK_REMOTE),
+            Ev::Disconnect,
+            S(State::DISCONNECTED)
+        ]
+    );
+    h.core.handle_client_connect();
+    assert_eq!(h.drain(), [S(State::CONNECTING), Ev::Connect]);
+    // and without the client_connect the retry comes by itself
+    let mut c = config(CloseRule::Http, c_example_retry());
+    c.nailed_up(true).opportunistic(true);
+    let mut h = Harness::new(c, &[0]);
+    h.core.handle_connected();
+    h.core
+        .handle_binding_state(State::QOS_ACK_REMOTE, 0)
+        .unwrap();
+    h.core.handle_retry_later(h.now, ms(25));
+    h.drain();
+    assert_eq!(h.sleep(), ms(1000));
+    assert_eq!(
+        h.drain(),
+        [S(State::POLL), S(State::CONNECTING), Ev::Connect]
+    );
+}
+
 #[test]
 fn timeout_fires_at_the_exact_instant() {
     let mut h = Harness::new(config(CloseRule::Http, None), &[]);
