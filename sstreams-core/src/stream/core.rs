@@ -376,8 +376,9 @@ impl StreamCore {
     /// * [`DestroyMe`](StateReturn::DestroyMe): the events not yet delivered are dropped and
     ///   the stream is destroyed as by [`handle_destroy`](Self::handle_destroy).
     /// * [`DisconnectMe`](StateReturn::DisconnectMe) from the `CONNECTING` callback (the
-    ///   attempt has not started: `Connect` is still queued) or during an attempt: the
-    ///   attempt is abandoned and a backoff step taken. On a connection that is up:
+    ///   attempt has not started: `Connect` is still queued): the attempt is dropped and a
+    ///   backoff step taken. During an attempt: [`Event::Disconnect`], then as
+    ///   [`handle_connect_failed`](Self::handle_connect_failed). On a connection that is up:
     ///   [`Event::Disconnect`] and the close rule, as if the peer had closed it. From
     ///   `CREATING` or `POLL` it is ignored: the connect they announce goes ahead.
     /// * [`Ok`](StateReturn::Ok), [`TxDontSend`](StateReturn::TxDontSend): nothing.
@@ -395,14 +396,16 @@ impl StreamCore {
                 Link::None => {}
                 Link::AwaitingConnect => {
                     if self.events.front() == Some(&Event::Connect) {
+                        // from CONNECTING: the attempt never starts (C returns the verdict
+                        // from the connect call, and the caller backs off)
                         self.events.pop_front();
-                    } else if self.events.contains(&Event::Connect) {
-                        return;
-                    } else {
+                        self.link = Link::None;
+                        self.backoff(now, Duration::ZERO);
+                    } else if !self.events.contains(&Event::Connect) {
+                        // during the attempt: C kills the connection, which fails it
                         self.events.push_back(Event::Disconnect);
+                        self.handle_connect_failed(now, ConnectFailure::Unreachable);
                     }
-                    self.link = Link::None;
-                    self.backoff(now, Duration::ZERO);
                 }
                 Link::AwaitingClose => {
                     self.events.push_back(Event::Disconnect);

@@ -86,15 +86,21 @@
 //! # Where this differs from C
 //!
 //! The sequences are the C library's (`lib/secure-streams/secure-streams.c`, the
-//! `protocols/ss-*.c` bindings), with these exceptions, all where C would assert or stall:
+//! `protocols/ss-*.c` bindings), except where C would assert, stall or misbehave:
 //!
 //! * `ALL_RETRIES_FAILED` is not delivered where the table forbids it (after `CONNECTED`,
 //!   `DISCONNECTED` or `TIMEOUT`); C asserts in debug builds and destroys the stream in
 //!   release builds. An http connection that was being replaced silently gets its
-//!   `DISCONNECTED` when the retries run out (C leaves the stream "connected" forever).
-//! * [`StateReturn::DisconnectMe`] from `POLL` is ignored (C leaves the stream stuck), and
-//!   a `Retry-After` is honoured on opportunistic streams too (C loses it).
+//!   `DISCONNECTED` when the retries run out (C leaves the stream "connected" for good).
+//! * [`StateReturn::DisconnectMe`] from `POLL` is ignored (C leaves the stream stuck until
+//!   it is destroyed).
+//! * A `Retry-After` (http 503/429) is honoured on opportunistic streams too, and after an
+//!   earlier transaction on the same connection completed (C loses it in both cases).
 //! * Destroy leaves out a `DISCONNECTED` the table would refuse (C asserts).
+//! * [`StreamCore::handle_client_connect`] while a connection exists only resets the retry
+//!   counter (C would open a second connection and lose track of the first).
+//! * There is no separate "transaction complete" input: an http transaction is complete once
+//!   its `QOS_ACK_REMOTE`/`QOS_NACK_REMOTE` is reported, which is where C sets `txn_ok`.
 
 mod config;
 mod core;

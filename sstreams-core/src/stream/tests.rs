@@ -688,10 +688,10 @@ fn disconnect_me_from_connecting_abandons_the_attempt_and_backs_off() {
         h.drain(),
         [S(State::POLL), S(State::CONNECTING), Ev::Connect]
     );
-    // during the attempt: abandoned the same way, the runtime is told to drop it
+    // during the attempt: the runtime is told to drop it, and it counts as failed
     h.core
         .handle_callback_return(h.now, StateReturn::DisconnectMe);
-    assert_eq!(h.drain(), [Ev::Disconnect]);
+    assert_eq!(h.drain(), [Ev::Disconnect, S(State::UNREACHABLE)]);
     assert_eq!(h.sleep(), ms(2000));
     // Ok and TxDontSend change nothing
     h.core.handle_callback_return(h.now, StateReturn::Ok);
