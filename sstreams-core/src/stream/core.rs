@@ -264,10 +264,13 @@ impl StreamCore {
         }
     }
 
-    /// The connection closed (peer, network or protocol), after it was made
+    /// The connection closed (peer, network or protocol)
     ///
     /// Applies the configured [`CloseRule`]: `DISCONNECTED` and/or a reconnect with backoff.
     /// Closing cancels the stream timeout, except when an http transaction is being retried.
+    /// It may come before [`handle_connected`](Self::handle_connected) (http: the socket was
+    /// up but closed before the response headers): the rule then reports `UNREACHABLE`, or
+    /// for a retried http transaction nothing.
     pub fn handle_disconnected(&mut self, now: Instant) {
         if self.destroyed || self.link == Link::None {
             return;
