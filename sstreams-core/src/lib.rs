@@ -17,6 +17,7 @@
 
 pub mod policy;
 pub mod smd;
+pub mod stream;
 pub mod system_state;
 
 pub use policy::Policy;

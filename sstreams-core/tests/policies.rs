@@ -1,5 +1,5 @@
-#![cfg(feature = "json")]
 //! Every shipped test policy loads, with its streamtypes and key values checked
+#![cfg(feature = "json")]
 
 use std::time::Duration;
 

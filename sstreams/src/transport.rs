@@ -94,39 +94,43 @@ pub async fn connect(
     tls: Option<Arc<ClientConfig>>,
 ) -> Result<Transport, ConnectError> {
     let target = endpoint.target.to_string();
-    let (plain, sni_host) = match &endpoint.target {
-        Target::Host { host, port } => {
-            (Plain::Tcp(tcp(host, *port, &target).await?), host.as_str())
-        }
-        Target::Unix(path) => {
-            let s = UnixStream::connect(path)
-                .await
-                .map_err(|source| ConnectError::Connect {
-                    target: target.clone(),
-                    source,
-                })?;
-            (Plain::Unix(s), "localhost")
-        }
-        Target::UnixAbstract(name) => {
-            let s = abstract_unix(name).map_err(|source| ConnectError::Connect {
-                target: target.clone(),
-                source,
-            })?;
-            (Plain::Unix(s), "localhost")
-        }
-    };
-    if !endpoint.tls {
-        return Ok(match plain {
-            Plain::Tcp(s) => Transport::Tcp(s),
-            Plain::Unix(s) => Transport::Unix(s),
-        });
-    }
     let setup = |reason: String| ConnectError::TlsSetup {
         target: target.clone(),
         reason,
     };
-    let config = tls.ok_or_else(|| setup("no TLS configuration".into()))?;
-    let name = server_name(sni_host).map_err(|e| setup(e.to_string()))?;
+    // Check the TLS side before touching the network.
+    let tls = match (endpoint.tls, tls) {
+        (false, _) => None,
+        (true, None) => return Err(setup("no TLS configuration".into())),
+        (true, Some(config)) => {
+            let host = match &endpoint.target {
+                Target::Host { host, .. } => host.as_str(),
+                Target::Unix(_) | Target::UnixAbstract(_) => "localhost",
+            };
+            Some((config, server_name(host).map_err(|e| setup(e.to_string()))?))
+        }
+    };
+    let plain = match &endpoint.target {
+        Target::Host { host, port } => Plain::Tcp(tcp(host, *port, &target).await?),
+        Target::Unix(path) => Plain::Unix(UnixStream::connect(path).await.map_err(|source| {
+            ConnectError::Connect {
+                target: target.clone(),
+                source,
+            }
+        })?),
+        Target::UnixAbstract(name) => {
+            Plain::Unix(abstract_unix(name).map_err(|source| ConnectError::Connect {
+                target: target.clone(),
+                source,
+            })?)
+        }
+    };
+    let Some((config, name)) = tls else {
+        return Ok(match plain {
+            Plain::Tcp(s) => Transport::Tcp(s),
+            Plain::Unix(s) => Transport::Unix(s),
+        });
+    };
     let stream = tokio_rustls::TlsConnector::from(config)
         .connect(name, plain)
         .await
