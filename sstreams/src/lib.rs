@@ -23,5 +23,6 @@ pub mod system_state;
 
 pub use sstreams_core::policy::{self, Policy};
 
+pub mod bind;
 pub mod tls;
 pub mod transport;

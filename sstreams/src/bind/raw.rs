@@ -1,0 +1,50 @@
+//! The raw binding: an unframed byte stream
+//!
+//! The connection counts as established once the transport is up (TLS included). Rx chunks
+//! carry no flags: raw has no message boundaries, so SOM and EOM are never set, and the flags
+//! of tx chunks are ignored. A read of up to [`READ_CHUNK`] bytes becomes one rx.
+
+use bytes::BytesMut;
+use sstreams_core::stream::PayloadFlags;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{BindContext, BindEvent};
+use crate::transport::Transport;
+
+/// Most bytes delivered in one rx
+pub const READ_CHUNK: usize = 16 * 1024;
+
+/// Runs one raw connection until either side closes it
+pub async fn run(mut cx: BindContext, transport: Transport) {
+    let (mut rd, mut wr) = tokio::io::split(transport);
+    if !cx.emit(BindEvent::Connected).await || !cx.emit(BindEvent::WantTx).await {
+        return;
+    }
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let error = loop {
+        tokio::select! {
+            read = rd.read_buf(&mut buf) => match read {
+                Ok(0) => break None,
+                Ok(_) => {
+                    let chunk = buf.split().freeze();
+                    if !cx.emit(BindEvent::Rx(chunk, PayloadFlags::empty())).await {
+                        return;
+                    }
+                    buf.reserve(READ_CHUNK);
+                }
+                Err(e) => break Some(e.to_string()),
+            },
+            chunk = cx.tx.recv() => {
+                let Some(chunk) = chunk else { return };
+                if let Err(e) = wr.write_all(&chunk.data).await {
+                    break Some(e.to_string());
+                }
+                if !cx.emit(BindEvent::WantTx).await {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = wr.shutdown().await;
+    cx.emit(BindEvent::Closed { error }).await;
+}
