@@ -23,6 +23,12 @@ pub mod system_state;
 
 pub use sstreams_core::policy::{self, Policy};
 
+pub use context::{Context, ContextBuilder, ContextError, CreateError, StreamOptions};
+pub use stream::{Stream, StreamEvent, StreamEvents, StreamHandler};
+
+mod context;
+
 pub mod bind;
+pub mod stream;
 pub mod tls;
 pub mod transport;

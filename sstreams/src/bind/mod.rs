@@ -19,6 +19,7 @@ use sstreams_core::stream::{PayloadFlags, State};
 use tokio::sync::mpsc;
 
 pub mod raw;
+pub mod smd;
 
 /// Rx chunks (and other events) a binding may have queued before it waits for the driver
 pub const EVENT_QUEUE: usize = 8;

@@ -74,3 +74,12 @@ pub async fn serve_once(leaf: Leaf, client_ca: Option<&CertifiedIssuer<'static, 
     port
 }
 pub mod nginx;
+
+/// A loopback port where connections are refused, reserved while the socket lives: it is
+/// bound but never listens, so no other test can take the port meanwhile
+pub fn refused_port() -> (tokio::net::TcpSocket, u16) {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = s.local_addr().unwrap().port();
+    (s, port)
+}

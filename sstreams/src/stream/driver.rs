@@ -1,0 +1,504 @@
+//! The task that drives one stream: its lifecycle core, its connection and its user side
+//!
+//! One loop per stream (see `sstreams_core::stream` for the protocol it follows): drain the
+//! core's events into callbacks and connection actions, then wait for the earliest of a user
+//! command, a connection event or the core's deadline, and report it to the core.
+
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use sstreams_core::policy::{Endpoint, Protocol, StreamType, Target};
+use sstreams_core::smd::SmdClass;
+use sstreams_core::stream::{
+    ConnectFailure, Event, PayloadFlags, State, StateReturn, StreamConfig, StreamCore,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::{Command, Face, MetadataStore, Stream, StreamCx, StreamEvent};
+use crate::bind::{self, BindContext, BindEvent, EVENT_QUEUE, TxChunk};
+use crate::context::JitterSource;
+use crate::smd::{SmdBus, SsBridge};
+use crate::tls::TlsContext;
+use crate::transport::{ConnectError, connect};
+
+/// How a stream's connections are made
+#[derive(Debug, Clone)]
+pub(crate) enum Link {
+    /// Over the network, per the policy
+    Network(Arc<TlsContext>),
+    /// To the SMD bus (`_lws_smd`), receiving these classes
+    Smd(SmdBus, SmdClass),
+}
+
+/// Starts the task of a new stream and returns its handle
+pub(crate) fn spawn(
+    streamtype: StreamType,
+    face: Face,
+    link: Link,
+    jitter: Option<JitterSource>,
+) -> Stream {
+    let (commands_tx, commands) = mpsc::unbounded_channel();
+    let metadata = Arc::new(MetadataStore::new(&streamtype));
+    let mut config = StreamConfig::from_streamtype(&streamtype);
+    if matches!(link, Link::Smd(..)) {
+        // The bus is always there: connect at once, never retry.
+        config.nailed_up(true).retry(None);
+    }
+    let driver = Driver {
+        core: match jitter {
+            Some(j) => StreamCore::new(config, move || j()),
+            None => StreamCore::new(config, jitter_source()),
+        },
+        streamtype: streamtype.clone(),
+        face,
+        metadata: Arc::clone(&metadata),
+        commands,
+        link,
+        conn: None,
+        length_hint: None,
+        user_wants_tx: false,
+        tx_ord: 0,
+        pending: Vec::new(),
+    };
+    let span = tracing::debug_span!("stream", streamtype = streamtype.name());
+    tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
+    Stream {
+        commands: commands_tx,
+        streamtype,
+        metadata,
+    }
+}
+
+/// Uniform 16-bit samples for the backoff jitter, from the std hasher's random keys
+fn jitter_source() -> impl FnMut() -> u16 + Send + 'static {
+    let state = std::collections::hash_map::RandomState::new();
+    let mut n = 0u64;
+    move || {
+        n = n.wrapping_add(1);
+        let mut h = state.build_hasher();
+        h.write_u64(n);
+        h.finish() as u16
+    }
+}
+
+struct Driver {
+    core: StreamCore,
+    streamtype: StreamType,
+    face: Face,
+    metadata: Arc<MetadataStore>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    link: Link,
+    conn: Option<Conn>,
+    length_hint: Option<u64>,
+    /// The user asked for tx and has not been given a tx callback since
+    user_wants_tx: bool,
+    tx_ord: u32,
+    /// Commands issued from inside callbacks, applied after them
+    pending: Vec<Command>,
+}
+
+/// The connection (or attempt) in progress
+struct Conn {
+    task: JoinHandle<()>,
+    events: mpsc::Receiver<BindEvent>,
+    /// Reports a failed attempt; `None` once the attempt got through
+    failed: Option<oneshot::Receiver<ConnectError>>,
+    tx: mpsc::Sender<TxChunk>,
+    /// The binding asked for a chunk and has not had one
+    wants_tx: bool,
+    /// The binding reported `Connected`
+    connected: bool,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+enum Wake {
+    Command(Option<Command>),
+    Bind(Option<BindEvent>),
+    ConnectFailed(ConnectError),
+    /// The connection attempt succeeded: stop watching for its failure
+    GotThrough,
+    Deadline,
+}
+
+fn now() -> Instant {
+    // tokio's clock, so that tests with paused time drive the timers.
+    tokio::time::Instant::now().into_std()
+}
+
+impl Driver {
+    async fn run(mut self) {
+        loop {
+            if !self.drain().await {
+                return;
+            }
+            let deadline = self.core.poll_timeout().map(tokio::time::Instant::from_std);
+            let wake = tokio::select! {
+                c = self.commands.recv() => Wake::Command(c),
+                w = conn_wake(&mut self.conn) => w,
+                () = sleep_until(deadline) => Wake::Deadline,
+            };
+            match wake {
+                Wake::Command(Some(c)) => self.apply(c),
+                // Every handle is gone (it sends Destroy on drop, so this is a backstop).
+                Wake::Command(None) => self.core.handle_destroy(),
+                Wake::Bind(Some(e)) => self.on_bind(e).await,
+                Wake::Bind(None) => {
+                    // The binding ended without saying Closed (it was aborted or panicked).
+                    let connected = self.conn.take().is_some_and(|c| c.connected);
+                    if connected {
+                        self.core.handle_disconnected(now());
+                    } else {
+                        self.core
+                            .handle_connect_failed(now(), ConnectFailure::Unreachable);
+                    }
+                }
+                Wake::ConnectFailed(e) => {
+                    tracing::info!("{}: {e}", self.streamtype.name());
+                    self.conn = None;
+                    self.core
+                        .handle_connect_failed(now(), ConnectFailure::Unreachable);
+                }
+                Wake::Deadline => self.core.handle_timeout(now()),
+                Wake::GotThrough => {
+                    if let Some(c) = &mut self.conn {
+                        c.failed = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Delivers the core's events; `false` once the stream is destroyed
+    async fn drain(&mut self) -> bool {
+        loop {
+            self.apply_pending();
+            let Some(event) = self.core.poll_event() else {
+                return true;
+            };
+            match event {
+                Event::State { state, ack } => {
+                    tracing::debug!("{}: {state}", self.streamtype.name());
+                    let ret = self.deliver_state(state, ack).await;
+                    self.callback_returned(ret);
+                }
+                Event::Connect => self.start_connection(),
+                Event::Disconnect => self.conn = None,
+                Event::RequestWritable => {
+                    self.user_wants_tx = true;
+                    self.maybe_tx();
+                }
+                Event::Destroyed => {
+                    self.conn = None;
+                    return false;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn apply(&mut self, c: Command) {
+        match c {
+            Command::RequestTx(len) => {
+                if len.is_some() {
+                    self.length_hint = len;
+                }
+                self.user_wants_tx = true;
+                self.core.handle_request_tx();
+                self.maybe_tx();
+            }
+            Command::Connect => self.core.handle_client_connect(),
+            Command::StartTimeout(t) => {
+                let t = t.or_else(|| self.streamtype.timeout());
+                self.core.start_timeout(now(), t);
+            }
+            Command::CancelTimeout => self.core.cancel_timeout(),
+            Command::Send(data, flags) => match &mut self.face {
+                Face::Channel { queued, .. } => {
+                    queued.push_back((data, flags));
+                    self.apply(Command::RequestTx(None));
+                }
+                Face::Handler(_) => {
+                    tracing::warn!("send() on a stream with a handler: its tx gives the payload");
+                }
+            },
+            Command::Destroy => self.core.handle_destroy(),
+        }
+    }
+
+    fn apply_pending(&mut self) {
+        for c in std::mem::take(&mut self.pending) {
+            self.apply(c);
+        }
+    }
+
+    fn callback_returned(&mut self, ret: StateReturn) {
+        if ret != StateReturn::Ok && ret != StateReturn::TxDontSend {
+            self.core.handle_callback_return(now(), ret);
+        }
+    }
+
+    async fn deliver_state(&mut self, state: State, ack: u32) -> StateReturn {
+        let destroying = state == State::DESTROYING;
+        match &mut self.face {
+            Face::Handler(h) => {
+                let mut cx = StreamCx {
+                    streamtype: &self.streamtype,
+                    metadata: &self.metadata,
+                    commands: &mut self.pending,
+                };
+                let ret = h.state(&mut cx, state, ack);
+                if destroying {
+                    // Nothing may follow DESTROYING.
+                    self.pending.clear();
+                }
+                ret
+            }
+            Face::Channel { events, .. } => {
+                // A closed receiver just means nobody listens any more.
+                let _ = events.send(StreamEvent::State(state, ack)).await;
+                StateReturn::Ok
+            }
+        }
+    }
+
+    async fn deliver_rx(&mut self, data: Bytes, flags: PayloadFlags) -> StateReturn {
+        match &mut self.face {
+            Face::Handler(h) => {
+                let mut cx = StreamCx {
+                    streamtype: &self.streamtype,
+                    metadata: &self.metadata,
+                    commands: &mut self.pending,
+                };
+                h.rx(&mut cx, &data, flags)
+            }
+            Face::Channel { events, .. } => {
+                let _ = events.send(StreamEvent::Rx(data, flags)).await;
+                StateReturn::Ok
+            }
+        }
+    }
+
+    async fn on_bind(&mut self, e: BindEvent) {
+        match e {
+            BindEvent::Metadata(items) => self.metadata.capture(&self.streamtype, items),
+            BindEvent::Connected => {
+                if let Some(c) = &mut self.conn {
+                    c.connected = true;
+                }
+                self.core.handle_connected();
+            }
+            BindEvent::State(s) => {
+                if let Err(err) = self.core.handle_binding_state(s, 0) {
+                    tracing::warn!(
+                        "{}: binding state {s} refused: {err}",
+                        self.streamtype.name()
+                    );
+                }
+            }
+            BindEvent::Rx(data, flags) => {
+                let ret = self.deliver_rx(data, flags).await;
+                self.callback_returned(ret);
+            }
+            BindEvent::WantTx => {
+                if let Some(c) = &mut self.conn {
+                    c.wants_tx = true;
+                }
+                self.maybe_tx();
+            }
+            BindEvent::RetryLater(d) => self.core.handle_retry_later(now(), d),
+            BindEvent::Closed { error } => {
+                if let Some(e) = error {
+                    tracing::info!("{}: connection closed: {e}", self.streamtype.name());
+                }
+                self.conn = None;
+                self.core.handle_disconnected(now());
+            }
+        }
+    }
+
+    /// Gives the binding a chunk if it wants one and the user asked to send
+    fn maybe_tx(&mut self) {
+        let Some(conn) = &mut self.conn else { return };
+        if !(conn.wants_tx && self.user_wants_tx) {
+            return;
+        }
+        let http = self.streamtype.protocol().is_http();
+        let (chunk, ret) = match &mut self.face {
+            Face::Handler(h) => {
+                let mut buf = BytesMut::new();
+                let mut flags = PayloadFlags::empty();
+                let mut cx = StreamCx {
+                    streamtype: &self.streamtype,
+                    metadata: &self.metadata,
+                    commands: &mut self.pending,
+                };
+                let ret = h.tx(&mut cx, self.tx_ord, &mut buf, &mut flags);
+                self.tx_ord = self.tx_ord.wrapping_add(1);
+                let chunk = (ret == StateReturn::Ok).then(|| TxChunk {
+                    data: buf.freeze(),
+                    flags,
+                });
+                (chunk, ret)
+            }
+            Face::Channel { queued, .. } => match queued.pop_front() {
+                Some((data, flags)) => (Some(TxChunk { data, flags }), StateReturn::Ok),
+                None => (None, StateReturn::TxDontSend),
+            },
+        };
+        match chunk {
+            Some(chunk) => {
+                // An http body without EOM continues: ask for the next part at once.
+                let more_queued =
+                    matches!(&self.face, Face::Channel { queued, .. } if !queued.is_empty());
+                self.user_wants_tx =
+                    more_queued || (http && !chunk.flags.contains(PayloadFlags::EOM));
+                conn.wants_tx = false;
+                // Capacity 1 and one chunk per WantTx: this cannot be full.
+                let _ = conn.tx.try_send(chunk);
+            }
+            None => self.user_wants_tx = false,
+        }
+        self.callback_returned(ret);
+    }
+
+    fn start_connection(&mut self) {
+        self.conn = None;
+        let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+        let (tx, tx_rx) = mpsc::channel(1);
+        let (failed_tx, failed) = oneshot::channel();
+        let (slots, direct) = self.metadata.snapshot();
+        let endpoint = match &self.link {
+            Link::Smd(..) => None,
+            Link::Network(_) => {
+                let lookup = |name: &str| {
+                    let i = self.streamtype.metadata_index(name)?;
+                    slots.get(i)?.as_deref()
+                };
+                match self.streamtype.resolve_endpoint(lookup) {
+                    Ok(e) => Some(e),
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        self.core
+                            .handle_connect_failed(now(), ConnectFailure::Unreachable);
+                        return;
+                    }
+                }
+            }
+        };
+        let cx = BindContext {
+            streamtype: self.streamtype.clone(),
+            endpoint: endpoint.clone().unwrap_or_else(|| Endpoint {
+                target: Target::UnixAbstract(sstreams_core::smd::STREAMTYPE_NAME.to_owned()),
+                tls: false,
+                path: None,
+            }),
+            metadata: slots.clone(),
+            direct_headers: direct,
+            length_hint: self.length_hint,
+            events: events_tx,
+            tx: tx_rx,
+        };
+        let task = match (&self.link, endpoint) {
+            (Link::Smd(bus, mask), _) => {
+                tokio::spawn(bind::smd::run(cx, SsBridge::new(bus, *mask)))
+            }
+            (Link::Network(tls), Some(endpoint)) => {
+                let config = if endpoint.tls {
+                    tls.client_config(&self.streamtype)
+                        .map_err(|e| tracing::warn!("{}: {e}", self.streamtype.name()))
+                        .ok()
+                } else {
+                    None
+                };
+                tokio::spawn(connection(cx, endpoint, config, failed_tx))
+            }
+            (Link::Network(_), None) => return,
+        };
+        let failed = Some(failed);
+        self.conn = Some(Conn {
+            task,
+            events,
+            failed,
+            tx,
+            wants_tx: false,
+            connected: false,
+        });
+    }
+}
+
+/// One network connection: open the transport, then run the protocol's binding on it
+async fn connection(
+    cx: BindContext,
+    endpoint: Endpoint,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    failed: oneshot::Sender<ConnectError>,
+) {
+    let transport = match connect(&endpoint, tls).await {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = failed.send(e);
+            return;
+        }
+    };
+    match cx.streamtype.protocol() {
+        Protocol::Raw => bind::raw::run(cx, transport).await,
+        other => {
+            // Refused when the stream is created; kept as a guard.
+            let error = Some(format!("protocol {other} is not supported yet"));
+            cx.emit(BindEvent::Closed { error }).await;
+        }
+    }
+}
+
+/// The next thing the connection has to say
+async fn conn_wake(conn: &mut Option<Conn>) -> Wake {
+    let Some(c) = conn else {
+        return std::future::pending().await;
+    };
+    let failed = async {
+        match &mut c.failed {
+            Some(rx) => rx.await,
+            None => std::future::pending().await,
+        }
+    };
+    let wake = tokio::select! {
+        biased;
+        f = failed => match f {
+            Ok(e) => Wake::ConnectFailed(e),
+            Err(_) => Wake::GotThrough,
+        },
+        e = c.events.recv() => Wake::Bind(e),
+    };
+    // A failed attempt drops its event sender too: report the failure, not an end.
+    match (wake, &mut c.failed) {
+        (Wake::Bind(None), Some(rx)) => match rx.try_recv() {
+            Ok(e) => Wake::ConnectFailed(e),
+            Err(_) => Wake::Bind(None),
+        },
+        (w, _) => w,
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Keeps the type of the async face's queue in one place
+pub(crate) fn channel_face(events: mpsc::Sender<StreamEvent>) -> Face {
+    Face::Channel {
+        events,
+        queued: VecDeque::new(),
+    }
+}
