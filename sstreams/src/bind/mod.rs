@@ -11,13 +11,17 @@
 //! taken its rx (so a slow consumer stops the socket being read), and asks for tx with
 //! [`BindEvent::WantTx`] only when it can send.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use rustls::ClientConfig;
 use sstreams_core::policy::{Endpoint, StreamType};
 use sstreams_core::stream::{PayloadFlags, State};
 use tokio::sync::mpsc;
 
+pub mod h1;
+mod http;
 pub mod raw;
 
 /// Rx chunks (and other events) a binding may have queued before it waits for the driver
@@ -66,6 +70,10 @@ pub struct BindContext {
     pub streamtype: StreamType,
     /// The resolved endpoint (host, URL path override, TLS)
     pub endpoint: Endpoint,
+    /// The TLS client configuration the transport was opened with, if any; the http bindings
+    /// open the connections of the redirects they follow with it (a redirect to `https` fails
+    /// without one)
+    pub tls: Option<Arc<ClientConfig>>,
     /// The stream's metadata values, by declared slot (`None` when unset)
     pub metadata: Vec<Option<Bytes>>,
     /// Undeclared header metadata (`direct_proto_str`): lowercase header name, value
