@@ -600,3 +600,69 @@ async fn driver_gone_ends_the_binding_quietly() {
     drop((events, tx));
     timeout(STEP, task).await.expect("binding ends").unwrap();
 }
+
+#[tokio::test]
+async fn redirects_are_capped_at_eight() {
+    let Some(ngx) = Nginx::start() else { return };
+    let p = policy(
+        &ngx,
+        false,
+        r#", "http_url": "hops/", "allow_redirects": true"#,
+    );
+    assert_eq!(
+        transact(&p, Input::default()).await,
+        [
+            BindEvent::Connected,
+            rx("eight hops\n", SOM),
+            eom(),
+            ack(),
+            closed()
+        ]
+    );
+    let p = policy(
+        &ngx,
+        false,
+        r#", "http_url": "endless/", "allow_redirects": true"#,
+    );
+    let events = transact(&p, Input::default()).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(close_error(&events).contains("more than 8 redirects"));
+}
+
+#[tokio::test]
+async fn endpoint_url_path_overrides_http_url() {
+    let Some(ngx) = Nginx::start() else { return };
+    let json = format!(
+        r#"{{ "s": [{{ "st": {{ "endpoint": "http://localhost:{}/small.txt",
+                                "http_url": "status/404" }} }}] }}"#,
+        ngx.port
+    );
+    let p = Policy::from_json(&json).unwrap();
+    assert_eq!(
+        transact(&p, Input::default()).await,
+        [
+            BindEvent::Connected,
+            rx("hello from nginx\n", SOM),
+            eom(),
+            ack(),
+            closed()
+        ]
+    );
+}
+
+#[tokio::test]
+async fn no_content_length_leaves_framing_to_the_codec() {
+    let Some(ngx) = Nginx::start() else { return };
+    let p = policy(
+        &ngx,
+        false,
+        r#", "http_url": "post", "http_method": "POST", "http_no_content_length": true"#,
+    );
+    let input = Input {
+        length_hint: Some(6),
+        tx: vec![chunk(b"abc", SOM), chunk(b"def", EOM)],
+        ..Input::default()
+    };
+    let events = transact(&p, input).await;
+    assert_eq!(payload(&events), b"abcdef", "{}", ngx.error_log());
+}

@@ -6,7 +6,9 @@
 //!
 //! Endpoints (plain on `port`, TLS + h2 on `tls_port`):
 //! `/status/<200|204|403|404|429|503|530>`, `/redirect` (302 to `/status/200`),
-//! `/redirect-loop`, `/headers` (echoes `x-test` and sets `x-reply`), `/post` (echoes the request
+//! `/redirect-loop`, `/hops/` (302 to `/hops/x`, then `/hops/xx`, ... until `/hops/xxxxxxxx`,
+//! which answers 200 "eight hops": 8 redirects), `/endless/` (the same, never ending),
+//! `/headers` (echoes `x-test` and sets `x-reply`), `/post` (echoes the request
 //! body), `/chunked` (a chunked response), `/big.bin` (100 MiB, sparse), `/small.txt`.
 
 use std::net::TcpListener;
@@ -113,6 +115,9 @@ http {{
         location = /status/530 {{ return 530 "custom\n"; }}
         location = /redirect {{ return 302 /status/200; }}
         location = /redirect-loop {{ return 302 /redirect-loop; }}
+        location ~ ^/hops/(?<xs>x*)$ {{ return 302 /hops/${{xs}}x; }}
+        location = /hops/xxxxxxxx {{ return 200 "eight hops\n"; }}
+        location ~ ^/endless/(?<xs>x*)$ {{ return 302 /endless/${{xs}}x; }}
         location = /headers {{
             add_header x-reply "from-nginx" always;
             return 200 "x-test=$http_x_test method=$request_method uri=$request_uri\n";
