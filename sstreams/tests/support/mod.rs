@@ -73,4 +73,5 @@ pub async fn serve_once(leaf: Leaf, client_ca: Option<&CertifiedIssuer<'static, 
     });
     port
 }
+pub mod h1;
 pub mod nginx;
