@@ -23,8 +23,9 @@
 //!
 //! Other endings, each followed by [`BindEvent::Closed`] with the reason as its error:
 //!
-//! * 503 or 429: [`BindEvent::RetryLater`] with the `Retry-After` seconds (zero if absent or
-//!   an http date), and nothing else: no metadata, no verdict, no rx.
+//! * 503 or 429: [`BindEvent::RetryLater`] with the `Retry-After` delay (seconds, or a date
+//!   less the response's `Date`, as C; zero if absent), and nothing else: no metadata, no
+//!   verdict, no rx.
 //! * A redirect (301, 302, 303, 307, 308 with a `Location`) without `allow_redirects`: no
 //!   event but the close ("redirect to … refused", naming the captive portal hint when
 //!   `http_fail_redirect` is set). With `allow_redirects` it is followed on a new connection
@@ -53,13 +54,13 @@
 //! Not done yet: the blob headers (`http_auth_header` with its preamble and hexify,
 //! `http_dsn_header`, `http_fwv_header`, `http_devtype_header`: there is no blob store yet),
 //! the sigv4 `authorization` header, the `http_cookies` jar, `http_multipart_ss_in` (a
-//! multipart response is delivered as one message), `rideshare` chains, and `Retry-After`
-//! as an http date.
+//! multipart response is delivered as one message), and `rideshare` chains.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::Request;
@@ -191,7 +192,7 @@ async fn transaction(cx: &mut BindContext, transport: Transport) -> Result<(), F
         let response = conn.run(exchange(&mut sender, request, pump)).await?;
         let status = response.status().as_u16();
         tracing::debug!(streamtype = st.name(), status, url = %hop.url(), "h1 response");
-        match classify(st, status, response.headers()) {
+        match classify(st, status, response.headers(), SystemTime::now()) {
             Verdict::RetryLater(delay) => {
                 emit(events, BindEvent::RetryLater(delay)).await?;
                 return Err(Failure::RetryLater(status));

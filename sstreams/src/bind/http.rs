@@ -5,7 +5,7 @@
 //! `ss-h1.c` (`lws_apply_metadata`, `lws_extract_metadata`, the `ESTABLISHED_CLIENT_HTTP`
 //! handler) and `client-http.c` (`lws_generate_client_handshake`).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -451,8 +451,8 @@ pub(crate) fn new_boundary() -> String {
 /// What a response status means for the stream
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// 503 or 429: back off at least this long (its `Retry-After` in seconds, else zero), no
-    /// verdict, no payload
+    /// 503 or 429: back off at least this long (its `Retry-After`, else zero), no verdict, no
+    /// payload
     RetryLater(Duration),
     /// A redirect (301, 302, 303, 307, 308 with a `Location`) that `allow_redirects` lets us
     /// follow
@@ -471,9 +471,16 @@ pub(crate) enum Verdict {
 
 /// Classifies a response to a request of `st` (C: the `ESTABLISHED_CLIENT_HTTP` handler and
 /// the `CLIENT_HTTP_REDIRECT` callback)
-pub(crate) fn classify(st: &StreamType, status: u16, headers: &HeaderMap) -> Verdict {
+///
+/// `now` is the time to measure a `Retry-After` date from when the response has no `Date`.
+pub(crate) fn classify(
+    st: &StreamType,
+    status: u16,
+    headers: &HeaderMap,
+    now: SystemTime,
+) -> Verdict {
     if status == 503 || status == 429 {
-        return Verdict::RetryLater(retry_after(headers));
+        return Verdict::RetryLater(retry_after(headers, now));
     }
     if matches!(status, 301 | 302 | 303 | 307 | 308) {
         if let Some(location) = headers.get(header::LOCATION) {
@@ -503,13 +510,28 @@ pub(crate) fn classify(st: &StreamType, status: u16, headers: &HeaderMap) -> Ver
     Verdict::Deliver { good, mapped }
 }
 
-/// `Retry-After` as a delay: whole seconds; an HTTP date or anything else counts as zero
-pub(crate) fn retry_after(headers: &HeaderMap) -> Duration {
-    headers
+/// `Retry-After` as a delay: whole seconds, or an http date less the response's `Date` (or
+/// `now` without one, or an unreadable one); zero when absent, unreadable or in the past
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Duration {
+    let Some(v) = headers
         .get(header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(Duration::ZERO, Duration::from_secs)
+    else {
+        return Duration::ZERO;
+    };
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Duration::from_secs(secs);
+    }
+    let Ok(at) = httpdate::parse_http_date(v) else {
+        return Duration::ZERO;
+    };
+    let server_now = headers
+        .get(header::DATE)
+        .and_then(|d| d.to_str().ok())
+        .and_then(|d| httpdate::parse_http_date(d.trim()).ok())
+        .unwrap_or(now);
+    at.duration_since(server_now).unwrap_or(Duration::ZERO)
 }
 
 /// Response headers that become metadata: declared metadata by their header name, and with
@@ -773,35 +795,59 @@ mod tests {
             .collect()
     }
 
+    fn classify_now(st: &StreamType, status: u16, headers: &HeaderMap) -> Verdict {
+        classify(st, status, headers, SystemTime::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn retry_after_seconds_or_date() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        let at = |pairs: &[(&'static str, &'static str)]| retry_after(&headers(pairs), now);
+        assert_eq!(at(&[]), Duration::ZERO);
+        assert_eq!(at(&[("retry-after", " 120 ")]), Duration::from_secs(120));
+        assert_eq!(at(&[("retry-after", "soon")]), Duration::ZERO);
+        let date = ("retry-after", "Wed, 21 Oct 2015 07:29:40 GMT");
+        assert_eq!(at(&[date]), Duration::from_secs(100));
+        // Measured from the server's Date when there is one.
+        assert_eq!(
+            at(&[date, ("date", "Wed, 21 Oct 2015 07:29:00 GMT")]),
+            Duration::from_secs(40)
+        );
+        assert_eq!(
+            at(&[date, ("date", "Wed, 21 Oct 2015 07:30:00 GMT")]),
+            Duration::ZERO
+        );
+    }
+
     #[test]
     fn classify_statuses() {
         let p = policy(r#""http_resp_map": [{"530": 1234}]"#);
         let st = p.streamtype("st").unwrap();
         let none = HeaderMap::new();
         let deliver = |good, mapped| Verdict::Deliver { good, mapped };
-        assert_eq!(classify(st, 200, &none), deliver(true, None));
-        assert_eq!(classify(st, 299, &none), deliver(true, None));
-        assert_eq!(classify(st, 404, &none), deliver(false, None));
+        assert_eq!(classify_now(st, 200, &none), deliver(true, None));
+        assert_eq!(classify_now(st, 299, &none), deliver(true, None));
+        assert_eq!(classify_now(st, 404, &none), deliver(false, None));
         assert_eq!(
-            classify(st, 530, &none),
+            classify_now(st, 530, &none),
             deliver(false, State::from_u32(1234))
         );
         assert_eq!(
-            classify(st, 503, &headers(&[("retry-after", "7")])),
+            classify_now(st, 503, &headers(&[("retry-after", "7")])),
             Verdict::RetryLater(Duration::from_secs(7))
         );
         assert_eq!(
-            classify(
+            classify_now(
                 st,
                 429,
-                &headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")])
+                &headers(&[("retry-after", "Thu, 01 Jan 1970 00:00:09 GMT")])
             ),
-            Verdict::RetryLater(Duration::ZERO)
+            Verdict::RetryLater(Duration::from_secs(9))
         );
         // A 3xx without a Location is a plain (bad) response.
-        assert_eq!(classify(st, 302, &none), deliver(false, None));
+        assert_eq!(classify_now(st, 302, &none), deliver(false, None));
         assert_eq!(
-            classify(st, 302, &headers(&[("location", "/x")])),
+            classify_now(st, 302, &headers(&[("location", "/x")])),
             Verdict::Refuse(RedirectError::Refused {
                 location: "/x".into(),
                 captive_portal: false
@@ -809,15 +855,15 @@ mod tests {
         );
         let p = policy(r#""http_expect": 204, "allow_redirects": true"#);
         let st = p.streamtype("st").unwrap();
-        assert_eq!(classify(st, 204, &none), deliver(true, None));
-        assert_eq!(classify(st, 200, &none), deliver(false, None));
+        assert_eq!(classify_now(st, 204, &none), deliver(true, None));
+        assert_eq!(classify_now(st, 200, &none), deliver(false, None));
         assert_eq!(
-            classify(st, 307, &headers(&[("location", "/x")])),
+            classify_now(st, 307, &headers(&[("location", "/x")])),
             Verdict::Follow("/x".into())
         );
         let p = policy(r#""http_fail_redirect": true"#);
         let st = p.streamtype("st").unwrap();
-        let Verdict::Refuse(e) = classify(st, 301, &headers(&[("location", "/x")])) else {
+        let Verdict::Refuse(e) = classify_now(st, 301, &headers(&[("location", "/x")])) else {
             panic!()
         };
         assert!(e.to_string().contains("captive portal"), "{e}");
