@@ -511,3 +511,32 @@ async fn no_content_length_leaves_framing_to_the_codec() {
     let events = transact(&p, input).await;
     assert_eq!(payload(&events), b"abcdef", "{}", ngx.error_log());
 }
+
+#[tokio::test]
+async fn multipart_response_parts_are_messages() {
+    let Some(ngx) = Nginx::start() else { return };
+    let p = policy(
+        &ngx,
+        false,
+        r#", "http_url": "parts", "http_multipart_ss_in": true"#,
+    );
+    let related = |flags| BindEvent::Rx(Bytes::new(), flags);
+    assert_eq!(
+        transact(&p, Input::default()).await,
+        [
+            BindEvent::Connected,
+            related(sstreams_core::stream::PayloadFlags::RELATED_START),
+            rx("Content-Type: application/json\r\n\r\n{\"a\":1}", SOM | EOM),
+            rx(
+                "Content-Type: text/plain\r\n\r\nsecond part",
+                SOM | EOM | sstreams_core::stream::PayloadFlags::RELATED_END
+            ),
+            ack(),
+            closed()
+        ]
+    );
+    // Without http_multipart_ss_in the body is one message.
+    let p = policy(&ngx, false, r#", "http_url": "parts""#);
+    let events = transact(&p, Input::default()).await;
+    assert_eq!(payload(&events), support::nginx::PARTS_BODY.as_bytes());
+}

@@ -16,7 +16,11 @@
 //! 3. [`BindEvent::Connected`].
 //! 4. [`BindEvent::Rx`] for each body chunk as the codec decodes it (de-chunked), SOM on the
 //!    first; then, at completion, a separate zero-length rx with EOM. As in C, a response
-//!    with no body at all (a 204, say) has neither.
+//!    with no body at all (a 204, say) has neither. With `http_multipart_ss_in` and a
+//!    `multipart/form-data` or `multipart/related` response, a zero-length `RELATED_START`
+//!    rx comes first and each part is a message of its own (its part headers included, as
+//!    C; the preamble and epilogue dropped): SOM..EOM per part, `RELATED_END` with the last EOM,
+//!    no trailing zero-length EOM.
 //! 5. [`BindEvent::State`] `QOS_ACK_REMOTE` when the status is `http_expect` (if set) or any
 //!    2xx (if not), else `QOS_NACK_REMOTE`.
 //! 6. [`BindEvent::Closed`] with no error.
@@ -53,8 +57,7 @@
 //!
 //! Not done yet: the blob headers (`http_auth_header` with its preamble and hexify,
 //! `http_dsn_header`, `http_fwv_header`, `http_devtype_header`: there is no blob store yet),
-//! the sigv4 `authorization` header, the `http_cookies` jar, `http_multipart_ss_in` (a
-//! multipart response is delivered as one message), and `rideshare` chains.
+//! the sigv4 `authorization` header, the `http_cookies` jar, and `rideshare` chains.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -75,7 +78,7 @@ use super::http::{
     BodyPlan, Hop, MAX_REDIRECTS, Multipart, RedirectError, RequestError, Values, Verdict,
     classify, new_boundary, request_head, response_metadata,
 };
-use super::{BindContext, BindEvent, TxChunk};
+use super::{BindContext, BindEvent, TxChunk, multipart};
 use crate::transport::{self, ConnectError, Transport};
 
 /// Runs one http/1.1 transaction (following redirects if the policy allows) on `transport`,
@@ -219,8 +222,19 @@ async fn transaction(cx: &mut BindContext, transport: Transport) -> Result<(), F
                     emit(events, BindEvent::State(state)).await?;
                 }
                 emit(events, BindEvent::Connected).await?;
-                let any = conn.run(receive(events, response.into_body())).await?;
-                if any {
+                let parts = st
+                    .http()
+                    .multipart_ss_in
+                    .then(|| response.headers().get(http::header::CONTENT_TYPE))
+                    .flatten()
+                    .and_then(|ct| multipart::boundary(&String::from_utf8_lossy(ct.as_bytes())));
+                let body = response.into_body();
+                if let Some(boundary) = parts {
+                    let start = BindEvent::Rx(Bytes::new(), PayloadFlags::RELATED_START);
+                    emit(events, start).await?;
+                    let splitter = multipart::Splitter::new(&boundary);
+                    conn.run(receive_parts(events, body, splitter)).await?;
+                } else if conn.run(receive(events, body)).await? {
                     emit(events, BindEvent::Rx(Bytes::new(), PayloadFlags::EOM)).await?;
                 }
                 let verdict = if good {
@@ -319,6 +333,26 @@ async fn receive(events: &mpsc::Sender<BindEvent>, mut body: Incoming) -> Result
         emit(events, BindEvent::Rx(data, flags)).await?;
     }
     Ok(any)
+}
+
+/// Delivers a multipart response body as one message per part (`http_multipart_ss_in`)
+async fn receive_parts(
+    events: &mpsc::Sender<BindEvent>,
+    mut body: Incoming,
+    mut splitter: multipart::Splitter,
+) -> Result<(), Failure> {
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue; // trailers
+        };
+        for (data, flags) in splitter.push(&data) {
+            emit(events, BindEvent::Rx(data, flags)).await?;
+        }
+    }
+    for (data, flags) in splitter.finish() {
+        emit(events, BindEvent::Rx(data, flags)).await?;
+    }
+    Ok(())
 }
 
 /// A hyper connection, polled alongside whatever the transaction awaits

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 pub mod h1;
 mod http;
+mod multipart;
 pub mod raw;
 
 /// Rx chunks (and other events) a binding may have queued before it waits for the driver

@@ -8,8 +8,9 @@
 //! `/status/<200|204|403|404|429|503|530>`, `/redirect` (302 to `/status/200`),
 //! `/redirect-loop`, `/hops/` (302 to `/hops/x`, then `/hops/xx`, ... until `/hops/xxxxxxxx`,
 //! which answers 200 "eight hops": 8 redirects), `/endless/` (the same, never ending),
-//! `/headers` (echoes `x-test` and sets `x-reply`), `/post` (echoes the request
-//! body), `/chunked` (a chunked response), `/big.bin` (100 MiB, sparse), `/small.txt`.
+//! `/headers` (echoes `x-test` and sets `x-reply`), `/post` (echoes the request body),
+//! `/chunked` (a chunked response), `/parts` ([`PARTS_BODY`] as multipart/related),
+//! `/big.bin` (100 MiB, sparse), `/small.txt`.
 
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -17,6 +18,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use super::{ca, leaf};
+
+/// The body of `/parts`, served as `multipart/related; boundary="sep"`
+pub const PARTS_BODY: &str = "preamble\r\n--sep\r\nContent-Type: application/json\r\n\r\n\
+    {\"a\":1}\r\n--sep\r\nContent-Type: text/plain\r\n\r\nsecond part\r\n--sep--\r\nepilogue\r\n";
 
 /// Size of `/big.bin`, in bytes
 pub const BIG_LEN: u64 = 100 * 1024 * 1024;
@@ -65,6 +70,7 @@ impl Nginx {
         std::fs::write(dir.join("cert.pem"), cert_pem).unwrap();
         std::fs::write(dir.join("key.pem"), key_pem).unwrap();
         std::fs::write(dir.join("www/small.txt"), "hello from nginx\n").unwrap();
+        std::fs::write(dir.join("www/parts"), PARTS_BODY).unwrap();
         let big = std::fs::File::create(dir.join("www/big.bin")).unwrap();
         big.set_len(BIG_LEN).unwrap();
 
@@ -126,6 +132,7 @@ http {{
             echo_read_request_body;
             echo_request_body;
         }}
+        location = /parts {{ types {{ }} default_type 'multipart/related; boundary="sep"'; }}
         location = /chunked {{
             echo "chunk one";
             echo_flush;
