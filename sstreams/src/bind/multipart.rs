@@ -191,7 +191,7 @@ mod tests {
                 Some((d, f)) if !f.contains(EOM) => {
                     assert!(!flags.contains(SOM), "SOM inside a message: {pieces:?}");
                     d.extend_from_slice(data);
-                    *f = *f | *flags;
+                    *f |= *flags;
                 }
                 _ => {
                     assert!(flags.contains(SOM), "message without SOM: {pieces:?}");
