@@ -71,6 +71,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
+use sstreams_core::policy::StreamType;
 use sstreams_core::stream::{PayloadFlags, State};
 use tokio::sync::mpsc;
 
@@ -184,7 +185,7 @@ async fn transaction(cx: &mut BindContext, transport: Transport) -> Result<(), F
         }
         let request = request
             .body(body)
-            .map_err(|e| Failure::Http(e.to_string()))?;
+            .map_err(|e| Failure::Http(format!("request: {e}")))?;
         let length = match head.body {
             BodyPlan::Length(n) => {
                 Some(n - head.multipart.as_ref().map_or(0, Multipart::framing_len))
@@ -214,38 +215,51 @@ async fn transaction(cx: &mut BindContext, transport: Transport) -> Result<(), F
                 hop = next;
             }
             Verdict::Deliver { good, mapped } => {
-                let metadata = response_metadata(st, response.headers());
-                if !metadata.is_empty() {
-                    emit(events, BindEvent::Metadata(metadata)).await?;
-                }
-                if let Some(state) = mapped {
-                    emit(events, BindEvent::State(state)).await?;
-                }
-                emit(events, BindEvent::Connected).await?;
-                let parts = st
-                    .http()
-                    .multipart_ss_in
-                    .then(|| response.headers().get(http::header::CONTENT_TYPE))
-                    .flatten()
-                    .and_then(|ct| multipart::boundary(&String::from_utf8_lossy(ct.as_bytes())));
-                let body = response.into_body();
-                if let Some(boundary) = parts {
-                    let start = BindEvent::Rx(Bytes::new(), PayloadFlags::RELATED_START);
-                    emit(events, start).await?;
-                    let splitter = multipart::Splitter::new(&boundary);
-                    conn.run(receive_parts(events, body, splitter)).await?;
-                } else if conn.run(receive(events, body)).await? {
-                    emit(events, BindEvent::Rx(Bytes::new(), PayloadFlags::EOM)).await?;
-                }
-                let verdict = if good {
-                    State::QOS_ACK_REMOTE
-                } else {
-                    State::QOS_NACK_REMOTE
-                };
-                return emit(events, BindEvent::State(verdict)).await;
+                return deliver(st, events, &mut conn, response, good, mapped).await;
             }
         }
     }
+}
+
+/// Reports a response for the stream: metadata, mapped state, `Connected`, the body, the
+/// verdict
+async fn deliver(
+    st: &StreamType,
+    events: &mpsc::Sender<BindEvent>,
+    conn: &mut Driven,
+    response: hyper::Response<Incoming>,
+    good: bool,
+    mapped: Option<State>,
+) -> Result<(), Failure> {
+    let metadata = response_metadata(st, response.headers());
+    if !metadata.is_empty() {
+        emit(events, BindEvent::Metadata(metadata)).await?;
+    }
+    if let Some(state) = mapped {
+        emit(events, BindEvent::State(state)).await?;
+    }
+    emit(events, BindEvent::Connected).await?;
+    let parts = st
+        .http()
+        .multipart_ss_in
+        .then(|| response.headers().get(http::header::CONTENT_TYPE))
+        .flatten()
+        .and_then(|ct| multipart::boundary(&String::from_utf8_lossy(ct.as_bytes())));
+    let body = response.into_body();
+    if let Some(boundary) = parts {
+        let start = BindEvent::Rx(Bytes::new(), PayloadFlags::RELATED_START);
+        emit(events, start).await?;
+        let splitter = multipart::Splitter::new(&boundary);
+        conn.run(receive_parts(events, body, splitter)).await?;
+    } else if conn.run(receive(events, body)).await? {
+        emit(events, BindEvent::Rx(Bytes::new(), PayloadFlags::EOM)).await?;
+    }
+    let verdict = if good {
+        State::QOS_ACK_REMOTE
+    } else {
+        State::QOS_NACK_REMOTE
+    };
+    emit(events, BindEvent::State(verdict)).await
 }
 
 /// Sends the request and waits for the response head, producing the body meanwhile
