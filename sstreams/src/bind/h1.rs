@@ -49,7 +49,7 @@
 //! `content-length`). POST, PUT and PATCH with a nonzero `request_tx_len` hint carry a body
 //! of exactly that length (form-urlencoded too, whatever the method; a nonzero metadata
 //! `content-length` header also makes one): the binding sends [`BindEvent::WantTx`], takes
-//! one [`TxChunk`](super::TxChunk), and repeats until a chunk with EOM, which must complete
+//! one [`TxChunk`], and repeats until a chunk with EOM, which must complete
 //! the announced length. Without a hint there is no body and no chunked request encoding,
 //! except that `http_no_content_length` leaves the framing to the codec (chunked). With
 //! `http_multipart_*` the message is wrapped as one form-data part and `content-length`
