@@ -230,3 +230,115 @@ async fn unix_socket_endpoint_uses_localhost() {
     assert_eq!(events[events.len() - 2..], [ack(), closed()]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A TCP peer answering `responses.len()` connections in turn; the requests come out in order
+async fn peers(responses: Vec<&'static [u8]>) -> (u16, tokio::sync::mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::mpsc::channel(responses.len().max(1));
+    tokio::spawn(async move {
+        for response in responses {
+            let (s, _) = listener.accept().await.unwrap();
+            let got = answer(s, response).await;
+            let _ = tx.send(String::from_utf8(got).unwrap()).await;
+        }
+    });
+    (port, rx)
+}
+
+#[tokio::test]
+async fn see_other_after_a_post_goes_on_as_get_without_body() {
+    let (port, mut got) = peers(vec![
+        b"HTTP/1.1 303 See Other\r\nlocation: /done\r\ncontent-length: 0\r\n\r\n",
+        OK,
+    ])
+    .await;
+    let p = policy(
+        port,
+        r#", "http_url": "form", "http_method": "POST", "allow_redirects": true"#,
+    );
+    let input = Input {
+        length_hint: Some(3),
+        tx: vec![chunk(b"a=1", SOM | EOM)],
+        ..Input::default()
+    };
+    let events = transact(&p, input).await;
+    assert_eq!(
+        events,
+        [
+            BindEvent::WantTx,
+            BindEvent::Connected,
+            rx("ok", SOM),
+            eom(),
+            ack(),
+            closed()
+        ]
+    );
+    let first = got.recv().await.unwrap();
+    assert!(first.starts_with("POST /form HTTP/1.1\r\n") && first.ends_with("\r\n\r\na=1"));
+    let second = got.recv().await.unwrap();
+    assert!(second.starts_with("GET /done HTTP/1.1\r\n"), "{second:?}");
+    assert!(second.ends_with("connection: close\r\n\r\n"), "{second:?}");
+}
+
+#[tokio::test]
+async fn temporary_redirect_after_a_body_cannot_be_followed() {
+    let (port, _got) = peers(vec![
+        b"HTTP/1.1 307 Temporary Redirect\r\nlocation: /again\r\ncontent-length: 0\r\n\r\n",
+    ])
+    .await;
+    let p = policy(port, r#", "http_method": "PUT", "allow_redirects": true"#);
+    let input = Input {
+        length_hint: Some(1),
+        tx: vec![chunk(b"x", SOM | EOM)],
+        ..Input::default()
+    };
+    let events = transact(&p, input).await;
+    assert_eq!(events[0], BindEvent::WantTx);
+    assert!(
+        close_error(&events).contains("cannot be sent again"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn early_response_to_a_post_stops_asking_for_tx() {
+    // The peer answers as soon as it has the head (a body of 1 MiB is announced), then closes.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while find(&head, b"\r\n\r\n").is_none() {
+            let n = s.read(&mut buf).await.unwrap();
+            assert_ne!(n, 0);
+            head.extend_from_slice(&buf[..n]);
+        }
+        let _ = s
+            .write_all(b"HTTP/1.1 413 Too Large\r\ncontent-length: 3\r\n\r\nbig")
+            .await;
+        let _ = s.shutdown().await;
+    });
+    let p = policy(port, r#", "http_method": "POST""#);
+    let mut run = start(
+        &p,
+        Input {
+            length_hint: Some(1024 * 1024),
+            ..Input::default()
+        },
+    )
+    .await;
+    // The first WantTx is left unanswered: the response comes first.
+    assert_eq!(run.next().await, Some(BindEvent::WantTx));
+    assert_eq!(
+        run.all().await,
+        [
+            BindEvent::Connected,
+            rx("big", SOM),
+            eom(),
+            nack(),
+            closed()
+        ]
+    );
+}
