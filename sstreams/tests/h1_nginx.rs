@@ -540,3 +540,35 @@ async fn multipart_response_parts_are_messages() {
     let events = transact(&p, Input::default()).await;
     assert_eq!(payload(&events), support::nginx::PARTS_BODY.as_bytes());
 }
+
+#[tokio::test]
+async fn cookie_jar_with_http_cookies() {
+    use sstreams::bind::cookies::CookieJar;
+    use std::sync::Arc;
+
+    let Some(ngx) = Nginx::start() else { return };
+    let jar = Arc::new(CookieJar::new());
+    let get = |url: &str, cookies: bool| {
+        let extra =
+            format!(r#", "http_url": "{url}", "http_cookies": {cookies}, "allow_redirects": true"#);
+        let p = policy(&ngx, false, &extra);
+        let jar = jar.clone();
+        async move {
+            let input = Input {
+                cookies: Some(jar),
+                ..Input::default()
+            };
+            String::from_utf8(payload(&transact(&p, input).await)).unwrap()
+        }
+    };
+    // Without http_cookies the jar is neither filled nor read.
+    assert_eq!(get("cookie/set", false).await, "set\n");
+    assert!(jar.is_empty());
+    assert_eq!(get("cookie/set", true).await, "set\n");
+    assert_eq!(jar.len(), 1);
+    assert_eq!(get("cookie/echo", true).await, "cookie=sid=abc\n");
+    assert_eq!(get("cookie/echo", false).await, "cookie=\n");
+    // A cookie set by a redirect goes with the request it leads to.
+    jar.clear();
+    assert_eq!(get("cookie/redirect", true).await, "cookie=hop=1\n");
+}

@@ -44,8 +44,8 @@
 //! # Request
 //!
 //! The head is built as C builds it (`pragma`/`cache-control: no-cache`, `host` with the port
-//! when not the default, `origin`, the multipart `content-type`, `connection: close`, metadata
-//! headers, direct headers, `content-length`, form-urlencoded `content-type` and
+//! when not the default, `origin`, the multipart `content-type`, `connection: close`,
+//! `cookie` from [`BindContext::cookies`] with `http_cookies`, metadata headers, direct headers, `content-length`, form-urlencoded `content-type` and
 //! `content-length`). POST, PUT and PATCH with a nonzero `request_tx_len` hint carry a body
 //! of exactly that length (form-urlencoded too, whatever the method; a nonzero metadata
 //! `content-length` header also makes one): the binding sends [`BindEvent::WantTx`], takes
@@ -57,7 +57,11 @@
 //!
 //! Not done yet: the blob headers (`http_auth_header` with its preamble and hexify,
 //! `http_dsn_header`, `http_fwv_header`, `http_devtype_header`: there is no blob store yet),
-//! the sigv4 `authorization` header, the `http_cookies` jar, and `rideshare` chains.
+//! the sigv4 `authorization` header, and `rideshare` chains.
+//!
+//! With `http_cookies` and a jar in [`BindContext::cookies`], every response's `set-cookie`
+//! headers (a followed redirect's too) are stored, and each request sends the cookies that
+//! apply to it (see [`CookieJar`](super::cookies::CookieJar)).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -151,6 +155,7 @@ async fn transaction(cx: &mut BindContext, transport: Transport) -> Result<(), F
         streamtype: st,
         endpoint,
         tls,
+        cookies,
         metadata,
         direct_headers,
         length_hint,
@@ -162,6 +167,7 @@ async fn transaction(cx: &mut BindContext, transport: Transport) -> Result<(), F
         direct_headers,
         length_hint: *length_hint,
     };
+    let jar = cookies.as_deref().filter(|_| st.http().cookies);
     let boundary = new_boundary();
     let mut hop = Hop::first(st, endpoint, &values)?;
     let mut visited = vec![hop.url()];
@@ -171,7 +177,9 @@ async fn transaction(cx: &mut BindContext, transport: Transport) -> Result<(), F
             Some(t) => t,
             None => transport::connect(&hop.endpoint, tls.clone()).await?,
         };
-        let head = request_head(st, &hop, &values, &boundary)?;
+        let cookie =
+            jar.and_then(|j| j.header(hop.host(), &hop.path, hop.endpoint.tls, SystemTime::now()));
+        let head = request_head(st, &hop, &values, cookie.as_deref(), &boundary)?;
         let (mut sender, conn) = http1::handshake(TokioIo::new(io)).await?;
         let mut conn = Driven {
             conn: Box::pin(conn),
@@ -196,6 +204,13 @@ async fn transaction(cx: &mut BindContext, transport: Transport) -> Result<(), F
         let response = conn.run(exchange(&mut sender, request, pump)).await?;
         let status = response.status().as_u16();
         tracing::debug!(streamtype = st.name(), status, url = %hop.url(), "h1 response");
+        if let Some(jar) = jar {
+            // Every response stores its cookies, a redirect's too.
+            for set in response.headers().get_all(http::header::SET_COOKIE) {
+                let set = String::from_utf8_lossy(set.as_bytes());
+                jar.store(hop.host(), &hop.path, &set, SystemTime::now());
+            }
+        }
         match classify(st, status, response.headers(), SystemTime::now()) {
             Verdict::RetryLater(delay) => {
                 emit(events, BindEvent::RetryLater(delay)).await?;

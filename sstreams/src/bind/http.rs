@@ -145,6 +145,14 @@ impl Hop {
         })
     }
 
+    /// The host name of the request (`localhost` for Unix sockets), as cookies see it
+    pub(crate) fn host(&self) -> &str {
+        match &self.endpoint.target {
+            Target::Host { host, .. } => host,
+            Target::Unix(_) | Target::UnixAbstract(_) => "localhost",
+        }
+    }
+
     /// Where this request goes, as a URL (for messages and loop detection)
     pub(crate) fn url(&self) -> String {
         let scheme = if self.endpoint.tls { "https" } else { "http" };
@@ -240,7 +248,8 @@ fn authority_and_path(rest: &str, tls: bool) -> Option<(Endpoint, String)> {
 /// 1. `pragma` and `cache-control: no-cache`, `host` (with the port when not the scheme's
 ///    default), `origin` (as C: scheme and host);
 /// 2. the multipart `content-type`, when multipart and a body;
-/// 3. `connection: close` (one transaction per connection);
+/// 3. `connection: close` (one transaction per connection), then `cookie` if given (from the
+///    jar, `http_cookies`);
 /// 4. metadata headers: each declared metadata with a header name and a set value;
 /// 5. with `direct_proto_str`, the direct headers;
 /// 6. `content-length` for a body, unless `http_no_content_length` or form-urlencoded;
@@ -254,6 +263,7 @@ pub(crate) fn request_head(
     st: &StreamType,
     hop: &Hop,
     values: &Values<'_>,
+    cookie: Option<&str>,
     boundary: &str,
 ) -> Result<RequestHead, RequestError> {
     let http = st.http();
@@ -312,6 +322,12 @@ pub(crate) fn request_head(
         headers.push((header::CONTENT_TYPE, m.content_type()?));
     }
     headers.push((header::CONNECTION, HeaderValue::from_static("close")));
+    if let Some(c) = cookie {
+        headers.push((
+            header::COOKIE,
+            value(header::COOKIE.as_str(), c.to_owned())?,
+        ));
+    }
     headers.extend(extra);
     let body = match (framed, backdoor_length) {
         (None, _) => BodyPlan::None,
@@ -601,7 +617,7 @@ mod tests {
         let p = policy(st_json);
         let st = p.streamtype("st").unwrap();
         let hop = Hop::first(st, &endpoint(false, 8080), &values).unwrap();
-        request_head(st, &hop, &values, "B").unwrap()
+        request_head(st, &hop, &values, None, "B").unwrap()
     }
 
     const NONE: Values<'static> = Values {
@@ -640,7 +656,7 @@ mod tests {
         };
         let hop = Hop::first(st, &endpoint(true, 443), &values).unwrap();
         assert_eq!(hop.path, "/x/42");
-        let h = request_head(st, &hop, &values, "B").unwrap();
+        let h = request_head(st, &hop, &values, None, "B").unwrap();
         assert_eq!(
             head_text(&h),
             "GET /x/42\npragma: no-cache\ncache-control: no-cache\nhost: example.com\n\
@@ -649,6 +665,25 @@ mod tests {
         let mut ep = endpoint(false, 80);
         ep.path = Some("over/${id}?q=1".into());
         assert_eq!(Hop::first(st, &ep, &values).unwrap().path, "/over/42?q=1");
+    }
+
+    #[test]
+    fn cookie_follows_connection_close() {
+        let p = policy(r#""metadata": [{"m": "x-m:"}]"#);
+        let st = p.streamtype("st").unwrap();
+        let md = [Some(Bytes::from_static(b"v"))];
+        let values = Values {
+            metadata: &md,
+            ..NONE
+        };
+        let hop = Hop::first(st, &endpoint(false, 80), &values).unwrap();
+        assert_eq!(hop.host(), "example.com");
+        let h = request_head(st, &hop, &values, Some("a=1; b=2"), "B").unwrap();
+        assert!(
+            head_text(&h).ends_with("connection: close\ncookie: a=1; b=2\nx-m: v\n"),
+            "{}",
+            head_text(&h)
+        );
     }
 
     #[test]
@@ -684,7 +719,7 @@ mod tests {
             ..NONE
         };
         let hop = Hop::first(st, &endpoint(false, 8080), &values).unwrap();
-        let h = request_head(st, &hop, &values, "B").unwrap();
+        let h = request_head(st, &hop, &values, None, "B").unwrap();
         assert_eq!(h.body, BodyPlan::Length(7));
         assert_eq!(head_text(&h).matches("content-length").count(), 1);
     }
@@ -749,7 +784,7 @@ mod tests {
         let st = p.streamtype("st").unwrap();
         let hop = Hop::first(st, &endpoint(false, 80), &NONE).unwrap();
         assert_eq!(
-            request_head(st, &hop, &NONE, "B").unwrap_err(),
+            request_head(st, &hop, &NONE, None, "B").unwrap_err(),
             RequestError::Path("/a b".into())
         );
         let p = policy(r#""metadata": [{"m": "x-m:"}]"#);
@@ -761,7 +796,7 @@ mod tests {
         };
         let hop = Hop::first(st, &endpoint(false, 80), &values).unwrap();
         assert_eq!(
-            request_head(st, &hop, &values, "B").unwrap_err(),
+            request_head(st, &hop, &values, None, "B").unwrap_err(),
             RequestError::Header("x-m".into())
         );
     }

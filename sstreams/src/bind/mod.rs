@@ -20,6 +20,7 @@ use sstreams_core::policy::{Endpoint, StreamType};
 use sstreams_core::stream::{PayloadFlags, State};
 use tokio::sync::mpsc;
 
+pub mod cookies;
 pub mod h1;
 mod http;
 mod multipart;
@@ -75,6 +76,9 @@ pub struct BindContext {
     /// open the connections of the redirects they follow with it (a redirect to `https` fails
     /// without one)
     pub tls: Option<Arc<ClientConfig>>,
+    /// The context's cookie jar, used by the http bindings when the streamtype has
+    /// `http_cookies` (`None`: no cookies are stored or sent)
+    pub cookies: Option<Arc<cookies::CookieJar>>,
     /// The stream's metadata values, by declared slot (`None` when unset)
     pub metadata: Vec<Option<Bytes>>,
     /// Undeclared header metadata (`direct_proto_str`): lowercase header name, value

@@ -2,10 +2,12 @@
 //! run the binding, collect its events and answer `WantTx`
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use sstreams::Policy;
+use sstreams::bind::cookies::CookieJar;
 use sstreams::bind::{BindContext, BindEvent, EVENT_QUEUE, TxChunk, h1};
 use sstreams::tls::{TlsContext, TlsSettings};
 use sstreams::transport;
@@ -28,6 +30,7 @@ pub struct Input<'a> {
     pub direct: &'a [(&'a str, &'a str)],
     pub length_hint: Option<u64>,
     pub tx: Vec<TxChunk>,
+    pub cookies: Option<Arc<CookieJar>>,
 }
 
 /// A running binding: its events, and the tx chunks it will be given
@@ -95,6 +98,7 @@ pub async fn start(policy: &Policy, input: Input<'_>) -> Running {
         streamtype: st,
         endpoint,
         tls,
+        cookies: input.cookies,
         metadata,
         direct_headers,
         length_hint: input.length_hint,

@@ -10,7 +10,9 @@
 //! which answers 200 "eight hops": 8 redirects), `/endless/` (the same, never ending),
 //! `/headers` (echoes `x-test` and sets `x-reply`), `/post` (echoes the request body),
 //! `/chunked` (a chunked response), `/parts` ([`PARTS_BODY`] as multipart/related),
-//! `/big.bin` (100 MiB, sparse), `/small.txt`.
+//! `/big.bin` (100 MiB, sparse), `/small.txt`, `/cookie/set` (sets `sid=abc` for `/cookie`),
+//! `/cookie/echo` (echoes the `cookie` header), `/cookie/redirect` (sets `hop=1`, 302 to
+//! `/cookie/echo`).
 
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -131,6 +133,12 @@ http {{
         location = /post {{
             echo_read_request_body;
             echo_request_body;
+        }}
+        location = /cookie/set {{ add_header Set-Cookie "sid=abc; Path=/cookie" always; return 200 "set\n"; }}
+        location = /cookie/echo {{ return 200 "cookie=$http_cookie\n"; }}
+        location = /cookie/redirect {{
+            add_header Set-Cookie "hop=1; Path=/" always;
+            return 302 /cookie/echo;
         }}
         location = /parts {{ types {{ }} default_type 'multipart/related; boundary="sep"'; }}
         location = /chunked {{
