@@ -572,3 +572,44 @@ async fn cookie_jar_with_http_cookies() {
     jar.clear();
     assert_eq!(get("cookie/redirect", true).await, "cookie=hop=1\n");
 }
+
+#[tokio::test]
+async fn blob_headers_from_bind_context() {
+    use sstreams::bind::blobs::HttpBlobs;
+
+    let Some(ngx) = Nginx::start() else { return };
+    let p = policy(
+        &ngx,
+        false,
+        r#", "http_url": "blobs", "http_auth_header": "authorization:",
+            "http_auth_preamble": "Bearer ", "http_dsn_header": "x-dsn:",
+            "http_fwv_header": "x-fwv:", "http_devtype_header": "x-type:""#,
+    );
+    let blobs = HttpBlobs::new()
+        .auth(&b"t0k"[..])
+        .device_serial(&b"SN1"[..])
+        .fw_version(&b"1.0.2"[..])
+        .device_type(&b"dev"[..]);
+    let input = Input {
+        blobs: blobs.clone(),
+        ..Input::default()
+    };
+    assert_eq!(
+        transact(&p, input).await,
+        [
+            BindEvent::Connected,
+            rx("auth=Bearer t0k dsn=SN1 fwv=1.0.2 type=dev\n", SOM),
+            eom(),
+            ack(),
+            closed()
+        ]
+    );
+    // A named header without its blob: nothing is sent, the connection fails.
+    let input = Input {
+        blobs: HttpBlobs::new().auth(&b"t0k"[..]),
+        ..Input::default()
+    };
+    let events = transact(&p, input).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(close_error(&events).contains("DEVICE_SERIAL"), "{events:?}");
+}

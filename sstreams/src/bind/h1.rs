@@ -45,7 +45,7 @@
 //!
 //! The head is built as C builds it (`pragma`/`cache-control: no-cache`, `host` with the port
 //! when not the default, `origin`, the multipart `content-type`, `connection: close`,
-//! `cookie` from [`BindContext::cookies`] with `http_cookies`, metadata headers, direct headers, `content-length`, form-urlencoded `content-type` and
+//! `cookie` from [`BindContext::cookies`] with `http_cookies`, blob headers, metadata headers, direct headers, `content-length`, form-urlencoded `content-type` and
 //! `content-length`). POST, PUT and PATCH with a nonzero `request_tx_len` hint carry a body
 //! of exactly that length (form-urlencoded too, whatever the method; a nonzero metadata
 //! `content-length` header also makes one): the binding sends [`BindEvent::WantTx`], takes
@@ -55,9 +55,11 @@
 //! `http_multipart_*` the message is wrapped as one form-data part and `content-length`
 //! counts the framing.
 //!
-//! Not done yet: the blob headers (`http_auth_header` with its preamble and hexify,
-//! `http_dsn_header`, `http_fwv_header`, `http_devtype_header`: there is no blob store yet),
-//! the sigv4 `authorization` header, and `rideshare` chains.
+//! The blob headers (`http_auth_header` after `http_auth_preamble`, hex with `auth_hexify`;
+//! `http_dsn_header`, `http_fwv_header`, `http_devtype_header`) take their values from
+//! [`BindContext::blobs`]; a named header whose blob is not set fails the request before
+//! anything is sent, as in C. Not done yet: the sigv4 `authorization` header (`use_auth`
+//! with a sigv4 auth) and `rideshare` chains.
 //!
 //! With `http_cookies` and a jar in [`BindContext::cookies`], every response's `set-cookie`
 //! headers (a followed redirect's too) are stored, and each request sends the cookies that
@@ -156,6 +158,7 @@ async fn transaction(cx: &mut BindContext, transport: Transport) -> Result<(), F
         endpoint,
         tls,
         cookies,
+        blobs,
         metadata,
         direct_headers,
         length_hint,
@@ -166,6 +169,7 @@ async fn transaction(cx: &mut BindContext, transport: Transport) -> Result<(), F
         metadata,
         direct_headers,
         length_hint: *length_hint,
+        blobs,
     };
     let jar = cookies.as_deref().filter(|_| st.http().cookies);
     let boundary = new_boundary();

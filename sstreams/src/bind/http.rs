@@ -13,6 +13,8 @@ use http::{Method, Uri};
 use sstreams_core::policy::{Endpoint, StreamType, Target, Template};
 use sstreams_core::stream::State;
 
+use super::blobs::HttpBlobs;
+
 /// Most redirects followed for one transaction (the C client's limit too)
 pub(crate) const MAX_REDIRECTS: usize = 8;
 
@@ -25,9 +27,17 @@ pub(crate) enum RequestError {
     /// The expanded URL path is not a valid request target
     #[error("request path {0:?} is not a valid URL path")]
     Path(String),
-    /// A metadata or direct header has a name or value http does not allow
+    /// A metadata, direct or blob header has a name or value http does not allow
     #[error("header {0:?} has an invalid name or value")]
     Header(String),
+    /// The policy names a blob header whose system blob is not available
+    #[error("header {header:?} needs the {blob} system blob, which is not set")]
+    MissingBlob {
+        /// The header
+        header: String,
+        /// The blob (`AUTH[0]`, `DEVICE_SERIAL`, ...)
+        blob: &'static str,
+    },
 }
 
 /// Why a redirect is not followed
@@ -80,6 +90,8 @@ pub(crate) struct Values<'a> {
     pub(crate) direct_headers: &'a [(String, Bytes)],
     /// The `request_tx_len` hint, in bytes
     pub(crate) length_hint: Option<u64>,
+    /// The system blob values for the blob headers
+    pub(crate) blobs: &'a HttpBlobs,
 }
 
 impl Values<'_> {
@@ -250,10 +262,13 @@ fn authority_and_path(rest: &str, tls: bool) -> Option<(Endpoint, String)> {
 /// 2. the multipart `content-type`, when multipart and a body;
 /// 3. `connection: close` (one transaction per connection), then `cookie` if given (from the
 ///    jar, `http_cookies`);
-/// 4. metadata headers: each declared metadata with a header name and a set value;
-/// 5. with `direct_proto_str`, the direct headers;
-/// 6. `content-length` for a body, unless `http_no_content_length` or form-urlencoded;
-/// 7. with `http_www_form_urlencoded`, its `content-type` and `content-length`.
+/// 4. the blob headers: `http_auth_header` (`http_auth_preamble` then the token, hex-encoded
+///    with `auth_hexify`), `http_dsn_header`, `http_fwv_header`, `http_devtype_header`; a
+///    named header whose blob is not set is an error;
+/// 5. metadata headers: each declared metadata with a header name and a set value;
+/// 6. with `direct_proto_str`, the direct headers;
+/// 7. `content-length` for a body, unless `http_no_content_length` or form-urlencoded;
+/// 8. with `http_www_form_urlencoded`, its `content-type` and `content-length`.
 ///
 /// A body goes with POST, PUT and PATCH given a nonzero length hint, with form-urlencoded
 /// given a nonzero hint, or when a metadata or direct `content-length` header is nonzero
@@ -328,6 +343,7 @@ pub(crate) fn request_head(
             value(header::COOKIE.as_str(), c.to_owned())?,
         ));
     }
+    headers.extend(blob_headers(st, values.blobs)?);
     headers.extend(extra);
     let body = match (framed, backdoor_length) {
         (None, _) => BodyPlan::None,
@@ -359,6 +375,58 @@ pub(crate) fn request_head(
         body,
         multipart,
     })
+}
+
+fn blob_headers(
+    st: &StreamType,
+    blobs: &HttpBlobs,
+) -> Result<Vec<(HeaderName, HeaderValue)>, RequestError> {
+    let http = st.http();
+    let named = [
+        (&http.auth_header, &blobs.auth, "AUTH[0]"),
+        (&http.dsn_header, &blobs.device_serial, "DEVICE_SERIAL"),
+        (&http.fwv_header, &blobs.fw_version, "DEVICE_FW_VERSION"),
+        (&http.devtype_header, &blobs.device_type, "DEVICE_TYPE"),
+    ];
+    let mut out = Vec::new();
+    for (name, blob, blob_name) in named {
+        let Some(name) = name.as_deref().map(policy_header_name) else {
+            continue;
+        };
+        if name.is_empty() {
+            continue;
+        }
+        let Some(blob) = blob else {
+            return Err(RequestError::MissingBlob {
+                header: name,
+                blob: blob_name,
+            });
+        };
+        let value = if blob_name == "AUTH[0]" {
+            let mut v = http.auth_preamble.clone().unwrap_or_default().into_bytes();
+            if http.auth_hexify {
+                for b in blob.iter() {
+                    v.extend_from_slice(format!("{b:02x}").as_bytes());
+                }
+            } else {
+                v.extend_from_slice(blob);
+            }
+            Bytes::from(v)
+        } else {
+            blob.clone()
+        };
+        out.push(header_pair(&name, &value)?);
+    }
+    Ok(out)
+}
+
+/// A header name as policies write it (`"x-serial:"`): trimmed, lowercase, without the `:`
+fn policy_header_name(name: &str) -> String {
+    let name = name.trim();
+    name.strip_suffix(':')
+        .unwrap_or(name)
+        .trim()
+        .to_ascii_lowercase()
 }
 
 fn header_pair(name: &str, v: &Bytes) -> Result<(HeaderName, HeaderValue), RequestError> {
@@ -624,6 +692,12 @@ mod tests {
         metadata: &[],
         direct_headers: &[],
         length_hint: None,
+        blobs: &HttpBlobs {
+            auth: None,
+            device_serial: None,
+            fw_version: None,
+            device_type: None,
+        },
     };
 
     #[test]
@@ -652,7 +726,7 @@ mod tests {
         let values = Values {
             metadata: &md,
             direct_headers: &direct,
-            length_hint: None,
+            ..NONE
         };
         let hop = Hop::first(st, &endpoint(true, 443), &values).unwrap();
         assert_eq!(hop.path, "/x/42");
@@ -665,6 +739,63 @@ mod tests {
         let mut ep = endpoint(false, 80);
         ep.path = Some("over/${id}?q=1".into());
         assert_eq!(Hop::first(st, &ep, &values).unwrap().path, "/over/42?q=1");
+    }
+
+    #[test]
+    fn blob_headers_after_cookie_before_metadata() {
+        let p = policy(
+            r#""http_auth_header": "Authorization:", "http_auth_preamble": "Bearer ",
+               "http_dsn_header": "x-dsn:", "http_fwv_header": "x-fwv",
+               "http_devtype_header": "X-Type:", "metadata": [{"m": "x-m:"}]"#,
+        );
+        let st = p.streamtype("st").unwrap();
+        let md = [Some(Bytes::from_static(b"v"))];
+        let blobs = HttpBlobs::new()
+            .auth(&b"tok"[..])
+            .device_serial(&b"sn1"[..])
+            .fw_version(&b"1.2"[..])
+            .device_type(&b"dt"[..]);
+        let values = Values {
+            metadata: &md,
+            blobs: &blobs,
+            ..NONE
+        };
+        let hop = Hop::first(st, &endpoint(false, 80), &values).unwrap();
+        let h = request_head(st, &hop, &values, Some("c=1"), "B").unwrap();
+        assert!(
+            head_text(&h).ends_with(
+                "connection: close\ncookie: c=1\nauthorization: Bearer tok\nx-dsn: sn1\n\
+                 x-fwv: 1.2\nx-type: dt\nx-m: v\n"
+            ),
+            "{}",
+            head_text(&h)
+        );
+        // A named header without its blob fails the request.
+        let values = Values {
+            blobs: &HttpBlobs::new().auth(&b"tok"[..]),
+            ..NONE
+        };
+        assert_eq!(
+            request_head(st, &hop, &values, None, "B").unwrap_err(),
+            RequestError::MissingBlob {
+                header: "x-dsn".into(),
+                blob: "DEVICE_SERIAL"
+            }
+        );
+        // auth_hexify sends the token as hex.
+        let p = policy(r#""http_auth_header": "x-auth:", "auth_hexify": true"#);
+        let st = p.streamtype("st").unwrap();
+        let blobs = HttpBlobs::new().auth(&[0x41u8, 0x00, 0xff][..]);
+        let values = Values {
+            blobs: &blobs,
+            ..NONE
+        };
+        let h = request_head(st, &hop, &values, None, "B").unwrap();
+        assert!(
+            head_text(&h).ends_with("x-auth: 4100ff\n"),
+            "{}",
+            head_text(&h)
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use sstreams_core::policy::{Endpoint, StreamType};
 use sstreams_core::stream::{PayloadFlags, State};
 use tokio::sync::mpsc;
 
+pub mod blobs;
 pub mod cookies;
 pub mod h1;
 mod http;
@@ -79,6 +80,9 @@ pub struct BindContext {
     /// The context's cookie jar, used by the http bindings when the streamtype has
     /// `http_cookies` (`None`: no cookies are stored or sent)
     pub cookies: Option<Arc<cookies::CookieJar>>,
+    /// The system blob values for the http blob headers (`http_auth_header` and the device
+    /// headers); all `None` until the context has a blob store
+    pub blobs: blobs::HttpBlobs,
     /// The stream's metadata values, by declared slot (`None` when unset)
     pub metadata: Vec<Option<Bytes>>,
     /// Undeclared header metadata (`direct_proto_str`): lowercase header name, value

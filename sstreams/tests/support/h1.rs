@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sstreams::Policy;
+use sstreams::bind::blobs::HttpBlobs;
 use sstreams::bind::cookies::CookieJar;
 use sstreams::bind::{BindContext, BindEvent, EVENT_QUEUE, TxChunk, h1};
 use sstreams::tls::{TlsContext, TlsSettings};
@@ -31,6 +32,7 @@ pub struct Input<'a> {
     pub length_hint: Option<u64>,
     pub tx: Vec<TxChunk>,
     pub cookies: Option<Arc<CookieJar>>,
+    pub blobs: HttpBlobs,
 }
 
 /// A running binding: its events, and the tx chunks it will be given
@@ -99,6 +101,7 @@ pub async fn start(policy: &Policy, input: Input<'_>) -> Running {
         endpoint,
         tls,
         cookies: input.cookies,
+        blobs: input.blobs,
         metadata,
         direct_headers,
         length_hint: input.length_hint,

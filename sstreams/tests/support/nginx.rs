@@ -12,7 +12,7 @@
 //! `/chunked` (a chunked response), `/parts` ([`PARTS_BODY`] as multipart/related),
 //! `/big.bin` (100 MiB, sparse), `/small.txt`, `/cookie/set` (sets `sid=abc` for `/cookie`),
 //! `/cookie/echo` (echoes the `cookie` header), `/cookie/redirect` (sets `hop=1`, 302 to
-//! `/cookie/echo`).
+//! `/cookie/echo`), `/blobs` (echoes `authorization`, `x-dsn`, `x-fwv` and `x-type`).
 
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -139,6 +139,9 @@ http {{
         location = /cookie/redirect {{
             add_header Set-Cookie "hop=1; Path=/" always;
             return 302 /cookie/echo;
+        }}
+        location = /blobs {{
+            return 200 "auth=$http_authorization dsn=$http_x_dsn fwv=$http_x_fwv type=$http_x_type\n";
         }}
         location = /parts {{ types {{ }} default_type 'multipart/related; boundary="sep"'; }}
         location = /chunked {{
