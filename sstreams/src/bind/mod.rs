@@ -11,13 +11,20 @@
 //! taken its rx (so a slow consumer stops the socket being read), and asks for tx with
 //! [`BindEvent::WantTx`] only when it can send.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use rustls::ClientConfig;
 use sstreams_core::policy::{Endpoint, StreamType};
 use sstreams_core::stream::{PayloadFlags, State};
 use tokio::sync::mpsc;
 
+pub mod blobs;
+pub mod cookies;
+pub mod h1;
+mod http;
+mod multipart;
 pub mod raw;
 pub mod smd;
 
@@ -67,6 +74,16 @@ pub struct BindContext {
     pub streamtype: StreamType,
     /// The resolved endpoint (host, URL path override, TLS)
     pub endpoint: Endpoint,
+    /// The TLS client configuration the transport was opened with, if any; the http bindings
+    /// open the connections of the redirects they follow with it (a redirect to `https` fails
+    /// without one)
+    pub tls: Option<Arc<ClientConfig>>,
+    /// The context's cookie jar, used by the http bindings when the streamtype has
+    /// `http_cookies` (`None`: no cookies are stored or sent)
+    pub cookies: Option<Arc<cookies::CookieJar>>,
+    /// The system blob values for the http blob headers (`http_auth_header` and the device
+    /// headers); all `None` until the context has a blob store
+    pub blobs: blobs::HttpBlobs,
     /// The stream's metadata values, by declared slot (`None` when unset)
     pub metadata: Vec<Option<Bytes>>,
     /// Undeclared header metadata (`direct_proto_str`): lowercase header name, value

@@ -73,6 +73,7 @@ pub async fn serve_once(leaf: Leaf, client_ca: Option<&CertifiedIssuer<'static, 
     });
     port
 }
+pub mod h1;
 pub mod nginx;
 
 /// A loopback port where connections are refused, reserved while the socket lives: it is

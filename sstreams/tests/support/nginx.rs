@@ -6,8 +6,13 @@
 //!
 //! Endpoints (plain on `port`, TLS + h2 on `tls_port`):
 //! `/status/<200|204|403|404|429|503|530>`, `/redirect` (302 to `/status/200`),
-//! `/redirect-loop`, `/headers` (echoes `x-test` and sets `x-reply`), `/post` (echoes the request
-//! body), `/chunked` (a chunked response), `/big.bin` (100 MiB, sparse), `/small.txt`.
+//! `/redirect-loop`, `/hops/` (302 to `/hops/x`, then `/hops/xx`, ... until `/hops/xxxxxxxx`,
+//! which answers 200 "eight hops": 8 redirects), `/endless/` (the same, never ending),
+//! `/headers` (echoes `x-test` and sets `x-reply`), `/post` (echoes the request body),
+//! `/chunked` (a chunked response), `/parts` ([`PARTS_BODY`] as multipart/related),
+//! `/big.bin` (100 MiB, sparse), `/small.txt`, `/cookie/set` (sets `sid=abc` for `/cookie`),
+//! `/cookie/echo` (echoes the `cookie` header), `/cookie/redirect` (sets `hop=1`, 302 to
+//! `/cookie/echo`), `/blobs` (echoes `authorization`, `x-dsn`, `x-fwv` and `x-type`).
 
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -15,6 +20,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use super::{ca, leaf};
+
+/// The body of `/parts`, served as `multipart/related; boundary="sep"`
+pub const PARTS_BODY: &str = "preamble\r\n--sep\r\nContent-Type: application/json\r\n\r\n\
+    {\"a\":1}\r\n--sep\r\nContent-Type: text/plain\r\n\r\nsecond part\r\n--sep--\r\nepilogue\r\n";
 
 /// Size of `/big.bin`, in bytes
 pub const BIG_LEN: u64 = 100 * 1024 * 1024;
@@ -63,6 +72,7 @@ impl Nginx {
         std::fs::write(dir.join("cert.pem"), cert_pem).unwrap();
         std::fs::write(dir.join("key.pem"), key_pem).unwrap();
         std::fs::write(dir.join("www/small.txt"), "hello from nginx\n").unwrap();
+        std::fs::write(dir.join("www/parts"), PARTS_BODY).unwrap();
         let big = std::fs::File::create(dir.join("www/big.bin")).unwrap();
         big.set_len(BIG_LEN).unwrap();
 
@@ -113,6 +123,9 @@ http {{
         location = /status/530 {{ return 530 "custom\n"; }}
         location = /redirect {{ return 302 /status/200; }}
         location = /redirect-loop {{ return 302 /redirect-loop; }}
+        location ~ ^/hops/(?<xs>x*)$ {{ return 302 /hops/${{xs}}x; }}
+        location = /hops/xxxxxxxx {{ return 200 "eight hops\n"; }}
+        location ~ ^/endless/(?<xs>x*)$ {{ return 302 /endless/${{xs}}x; }}
         location = /headers {{
             add_header x-reply "from-nginx" always;
             return 200 "x-test=$http_x_test method=$request_method uri=$request_uri\n";
@@ -121,6 +134,16 @@ http {{
             echo_read_request_body;
             echo_request_body;
         }}
+        location = /cookie/set {{ add_header Set-Cookie "sid=abc; Path=/cookie" always; return 200 "set\n"; }}
+        location = /cookie/echo {{ return 200 "cookie=$http_cookie\n"; }}
+        location = /cookie/redirect {{
+            add_header Set-Cookie "hop=1; Path=/" always;
+            return 302 /cookie/echo;
+        }}
+        location = /blobs {{
+            return 200 "auth=$http_authorization dsn=$http_x_dsn fwv=$http_x_fwv type=$http_x_type\n";
+        }}
+        location = /parts {{ types {{ }} default_type 'multipart/related; boundary="sep"'; }}
         location = /chunked {{
             echo "chunk one";
             echo_flush;
