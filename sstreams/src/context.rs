@@ -8,8 +8,10 @@ use sstreams_core::smd::{STREAMTYPE_NAME, SmdClass};
 use sstreams_core::system_state::SystemState;
 use tokio::sync::mpsc;
 
+use crate::bind::blobs::HttpBlobs;
+use crate::bind::cookies::CookieJar;
 use crate::smd::{SmdBus, SmdConfig};
-use crate::stream::driver::{Link, channel_face};
+use crate::stream::driver::{Link, Network, channel_face};
 use crate::stream::{ASYNC_EVENT_QUEUE, Face, Stream, StreamEvents, StreamHandler, lock, spawn};
 use crate::system_state::SystemStates;
 use crate::tls::{TlsContext, TlsError, TlsSettings};
@@ -72,6 +74,7 @@ pub struct ContextBuilder {
     tls: TlsSettings,
     smd: SmdConfig,
     jitter: Option<JitterSource>,
+    blobs: HttpBlobs,
 }
 
 /// Where the backoff jitter's 16-bit uniform samples come from
@@ -113,6 +116,14 @@ impl ContextBuilder {
         self
     }
 
+    /// The values of the http blob headers (`http_auth_header` with its preamble, and the
+    /// device serial, firmware version and device type headers). Default: none set; a
+    /// streamtype naming a blob header then fails its requests, as in C.
+    pub fn http_blobs(&mut self, blobs: HttpBlobs) -> &mut Self {
+        self.blobs = blobs;
+        self
+    }
+
     /// Supplies the uniform 16-bit samples behind the retry jitter, e.g. a constant to make
     /// backoff delays exact in tests. Default: random.
     pub fn jitter_source(&mut self, source: impl Fn() -> u16 + Send + Sync + 'static) -> &mut Self {
@@ -141,6 +152,8 @@ impl ContextBuilder {
                 smd,
                 system,
                 jitter: self.jitter.take(),
+                cookies: Arc::new(CookieJar::new()),
+                blobs: self.blobs.clone(),
             }),
         })
     }
@@ -161,6 +174,8 @@ struct Inner {
     smd: SmdBus,
     system: SystemStates,
     jitter: Option<JitterSource>,
+    cookies: Arc<CookieJar>,
+    blobs: HttpBlobs,
 }
 
 impl std::fmt::Debug for Inner {
@@ -279,13 +294,18 @@ impl Context {
         if st.is_server() {
             return Err(CreateError::Server(name.to_owned()));
         }
-        if !matches!(st.protocol(), Protocol::Raw) {
+        if !matches!(st.protocol(), Protocol::Raw | Protocol::H1) {
             return Err(CreateError::UnsupportedProtocol {
                 streamtype: name.to_owned(),
                 protocol: st.protocol(),
             });
         }
-        Ok((st.clone(), Link::Network(Arc::clone(&current.tls))))
+        let net = Network {
+            tls: Arc::clone(&current.tls),
+            cookies: Arc::clone(&self.inner.cookies),
+            blobs: self.inner.blobs.clone(),
+        };
+        Ok((st.clone(), Link::Network(Arc::new(net))))
     }
 }
 

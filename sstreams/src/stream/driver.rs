@@ -19,6 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{Command, Face, MetadataStore, Stream, StreamCx, StreamEvent};
+use crate::bind::blobs::HttpBlobs;
+use crate::bind::cookies::CookieJar;
 use crate::bind::{self, BindContext, BindEvent, EVENT_QUEUE, TxChunk};
 use crate::context::JitterSource;
 use crate::smd::{SmdBus, SsBridge};
@@ -29,9 +31,17 @@ use crate::transport::{ConnectError, connect};
 #[derive(Debug, Clone)]
 pub(crate) enum Link {
     /// Over the network, per the policy
-    Network(Arc<TlsContext>),
+    Network(Arc<Network>),
     /// To the SMD bus (`_lws_smd`), receiving these classes
     Smd(SmdBus, SmdClass),
+}
+
+/// What network connections share within a context
+#[derive(Debug)]
+pub(crate) struct Network {
+    pub(crate) tls: Arc<TlsContext>,
+    pub(crate) cookies: Arc<CookieJar>,
+    pub(crate) blobs: HttpBlobs,
 }
 
 /// Starts the task of a new stream and returns its handle
@@ -394,6 +404,20 @@ impl Driver {
                 }
             }
         };
+        let (tls, cookies, blobs) = match (&self.link, &endpoint) {
+            (Link::Network(net), Some(ep)) => {
+                let tls = if ep.tls {
+                    net.tls
+                        .client_config(&self.streamtype)
+                        .map_err(|e| tracing::warn!("{}: {e}", self.streamtype.name()))
+                        .ok()
+                } else {
+                    None
+                };
+                (tls, Some(Arc::clone(&net.cookies)), net.blobs.clone())
+            }
+            _ => (None, None, HttpBlobs::default()),
+        };
         let cx = BindContext {
             streamtype: self.streamtype.clone(),
             endpoint: endpoint.clone().unwrap_or_else(|| Endpoint {
@@ -406,20 +430,16 @@ impl Driver {
             length_hint: self.length_hint,
             events: events_tx,
             tx: tx_rx,
+            tls: tls.clone(),
+            cookies,
+            blobs,
         };
         let task = match (&self.link, endpoint) {
             (Link::Smd(bus, mask), _) => {
                 tokio::spawn(bind::smd::run(cx, SsBridge::new(bus, *mask)))
             }
-            (Link::Network(tls), Some(endpoint)) => {
-                let config = if endpoint.tls {
-                    tls.client_config(&self.streamtype)
-                        .map_err(|e| tracing::warn!("{}: {e}", self.streamtype.name()))
-                        .ok()
-                } else {
-                    None
-                };
-                tokio::spawn(connection(cx, endpoint, config, failed_tx))
+            (Link::Network(_), Some(endpoint)) => {
+                tokio::spawn(connection(cx, endpoint, tls, failed_tx))
             }
             (Link::Network(_), None) => return,
         };
@@ -451,6 +471,7 @@ async fn connection(
     };
     match cx.streamtype.protocol() {
         Protocol::Raw => bind::raw::run(cx, transport).await,
+        Protocol::H1 => bind::h1::run(cx, transport).await,
         other => {
             // Refused when the stream is created; kept as a guard.
             let error = Some(format!("protocol {other} is not supported yet"));

@@ -1,0 +1,121 @@
+//! h1 streams end to end through the public API, against a real nginx
+
+mod support;
+
+use std::time::Duration;
+
+use sstreams::stream::{ConnState as State, Flags};
+use sstreams::{Context, StreamEvent, StreamEvents};
+use support::nginx::Nginx;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn context(ngx: &Nginx) -> Context {
+    use base64::Engine as _;
+    let ca = base64::engine::general_purpose::STANDARD.encode(&ngx.ca_der);
+    let policy = format!(
+        r#"{{ "retry": [{{ "r": {{ "backoff": [100], "conceal": 1 }} }}],
+             "certs": [{{ "ca": "{ca}" }}], "trust_stores": [{{ "name": "ts", "stack": ["ca"] }}],
+             "s": [
+               {{ "get": {{ "endpoint": "localhost", "port": {port}, "protocol": "h1",
+                           "http_method": "GET", "http_url": "${{path}}", "retry": "r",
+                           "metadata": [{{ "path": "" }}, {{ "test": "x-test:" }}, {{ "reply": "x-reply:" }}] }} }},
+               {{ "get_tls": {{ "endpoint": "localhost", "port": {tls_port}, "protocol": "h1", "tls": true,
+                           "tls_trust_store": "ts", "http_method": "GET", "http_url": "small.txt" }} }},
+               {{ "post": {{ "endpoint": "localhost", "port": {port}, "protocol": "h1",
+                           "http_method": "POST", "http_url": "post" }} }}
+             ] }}"#,
+        port = ngx.port,
+        tls_port = ngx.tls_port,
+    );
+    Context::builder().policy_json(&policy).build().unwrap()
+}
+
+/// Events until the QoS verdict (inclusive), as (states, rx payload, rx flags)
+async fn until_verdict(events: &mut StreamEvents) -> (Vec<State>, Vec<u8>, Vec<Flags>) {
+    let (mut states, mut body, mut flags) = (Vec::new(), Vec::new(), Vec::new());
+    loop {
+        match tokio::time::timeout(LIMIT, events.next())
+            .await
+            .expect("in time")
+            .expect("alive")
+        {
+            StreamEvent::State(s, _) => {
+                states.push(s);
+                if s == State::QOS_ACK_REMOTE || s == State::QOS_NACK_REMOTE {
+                    return (states, body, flags);
+                }
+            }
+            StreamEvent::Rx(d, f) => {
+                body.extend_from_slice(&d);
+                flags.push(f);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn get_with_metadata_both_ways() {
+    let Some(ngx) = Nginx::start() else { return };
+    let cx = context(&ngx);
+    let (stream, mut events) = cx.open("get").unwrap();
+    stream.set_metadata("path", "headers").unwrap();
+    stream.set_metadata("test", "from-sstreams").unwrap();
+    stream.request_tx();
+    let (states, body, flags) = until_verdict(&mut events).await;
+    use State as S;
+    assert_eq!(
+        states,
+        [
+            S::CREATING,
+            S::POLL,
+            S::CONNECTING,
+            S::CONNECTED,
+            S::QOS_ACK_REMOTE
+        ]
+    );
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        "x-test=from-sstreams method=GET uri=/headers\n"
+    );
+    // SOM on the data, EOM as a separate empty rx.
+    assert_eq!(flags, [Flags::SOM, Flags::EOM]);
+    assert_eq!(stream.metadata("reply").unwrap(), "from-nginx");
+}
+
+#[tokio::test]
+async fn get_over_tls_and_404_nack() {
+    let Some(ngx) = Nginx::start() else { return };
+    let cx = context(&ngx);
+    let (stream, mut events) = cx.open("get_tls").unwrap();
+    stream.request_tx();
+    let (states, body, _) = until_verdict(&mut events).await;
+    assert_eq!(
+        states.last(),
+        Some(&State::QOS_ACK_REMOTE),
+        "{states:?}\n{}",
+        ngx.error_log()
+    );
+    assert_eq!(body, b"hello from nginx\n");
+
+    let (stream, mut events) = cx.open("get").unwrap();
+    stream.set_metadata("path", "status/404").unwrap();
+    stream.request_tx();
+    let (states, body, _) = until_verdict(&mut events).await;
+    assert_eq!(states.last(), Some(&State::QOS_NACK_REMOTE));
+    assert_eq!(body, b"missing\n");
+}
+
+#[tokio::test]
+async fn post_with_length_hint() {
+    let Some(ngx) = Nginx::start() else { return };
+    let cx = context(&ngx);
+    let (stream, mut events) = cx.open("post").unwrap();
+    stream.request_tx_len(11);
+    stream.send(&b"hello "[..], Flags::SOM);
+    stream.send(&b"world"[..], Flags::EOM);
+    let (states, body, _) = until_verdict(&mut events).await;
+    assert_eq!(states.last(), Some(&State::QOS_ACK_REMOTE), "{states:?}");
+    assert_eq!(body, b"hello world");
+}
