@@ -1,10 +1,11 @@
 //! `sstreams demo …`: ports of the C minimal examples
 //!
 //! `demo smd` is the local (in-process) mode of C `minimal-secure-streams-smd`: a direct SMD
-//! participant that listens to every class, and an `_lws_smd` stream side (an
-//! [`SsBridge`] with filter SYSTEM_STATE | METRICS | NETWORK) that sends alternating NETWORK
-//! and INTERACTION messages plus one `cpdcheck` trigger. The run passes when the stream side
-//! saw no INTERACTION message and every count is exactly what was sent.
+//! participant that listens to every class (registered on the [`Context`] builder, so it sees
+//! every system state), and a secure stream of streamtype `_lws_smd` (class filter
+//! SYSTEM_STATE | METRICS | NETWORK, given as the stream's initial tx credit as in C) that
+//! sends alternating NETWORK and INTERACTION messages plus one `cpdcheck` trigger. The run
+//! passes when the stream saw no INTERACTION message and every count is exactly what was sent.
 //!
 //! Unlike C, the end is not a timer: after its last message the stream side posts a METRICS
 //! end marker; both participants see it after everything posted before it, so the counts are
@@ -17,8 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use sstreams::smd::{SmdBus, SmdClass, SmdError, SmdMessage, SsBridge, SsHeader};
-use sstreams::system_state::{SystemState, SystemStates};
+use sstreams::smd::{SmdClass, SmdMessage, SsHeader};
+use sstreams::stream::{ConnState, Flags};
+use sstreams::{Context, Policy, Stream, StreamEvent, StreamEvents, StreamOptions};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -68,7 +70,6 @@ struct StreamCounts {
     rx_interaction: u64,
     tx: u64,
     tx_network: u64,
-    tx_refused: u64,
     out_of_order: u64,
 }
 
@@ -108,16 +109,12 @@ fn run_smd(args: &SmdDemoArgs) -> ExitCode {
 }
 
 async fn smd_demo(args: &SmdDemoArgs) -> bool {
-    let bus = SmdBus::default();
-    let dispatcher = bus.spawn();
-
-    // The direct participant, registered first so it sees the very first states (C
-    // `early_smd_cb` with filter 0xffffffff).
+    // The direct participant, registered before the context starts so it sees the very
+    // first states (C `early_smd_cb` with filter 0xffffffff).
     let (operational_tx, operational_rx) = oneshot::channel();
     let (done_tx, done_rx) = oneshot::channel();
     let direct = Arc::new(Mutex::new(DirectCounts::default()));
-    let _direct = bus.register(SmdClass::ALL, {
-        let bus = bus.clone();
+    let participant = {
         let counts = direct.clone();
         let mut operational_tx = Some(operational_tx);
         let mut done_tx = Some(done_tx);
@@ -134,11 +131,6 @@ async fn smd_demo(args: &SmdDemoArgs) -> bool {
             }
             if m.class() == SmdClass::SYSTEM_STATE && m.payload() == b"{\"state\":\"OPERATIONAL\"}"
             {
-                println!("direct_smd_cb: OPERATIONAL; requesting a CPD check, creating the stream");
-                let cpd = b"{\"trigger\": \"cpdcheck\", \"src\":\"direct-test\"}";
-                if let Err(e) = bus.post(SmdClass::NETWORK, cpd) {
-                    println!("direct_smd_cb: cpdcheck not sent: {e}");
-                }
                 if let Some(tx) = operational_tx.take() {
                     let _ = tx.send(());
                 }
@@ -149,25 +141,45 @@ async fn smd_demo(args: &SmdDemoArgs) -> bool {
                 }
             }
         }
-    });
-
-    let states = SystemStates::new(&bus);
-    states.step_to(SystemState::Operational);
-
+    };
+    let cx = match Context::builder()
+        .policy(Policy::builtin_default())
+        .smd_participant(SmdClass::ALL, participant)
+        .build()
+    {
+        Ok(cx) => cx,
+        Err(e) => {
+            println!("context: {e}");
+            return false;
+        }
+    };
     if operational_rx.await.is_err() {
         return false;
     }
-    let stream = stream_side(&bus, args).await;
-    let direct_done = done_rx.await.is_ok();
+    println!("direct_smd_cb: OPERATIONAL; requesting a CPD check, creating the stream");
+    let cpd = b"{\"trigger\": \"cpdcheck\", \"src\":\"direct-test\"}";
+    if let Err(e) = cx.smd().post(SmdClass::NETWORK, cpd) {
+        println!("direct_smd_cb: cpdcheck not sent: {e}");
+    }
 
-    states.teardown();
-    bus.close();
-    let _ = dispatcher.await;
+    let mut options = StreamOptions::default();
+    // C carries the class filter of an `_lws_smd` stream in its initial tx credit.
+    options.tx_credit(STREAM_FILTER.bits() as i32);
+    let (stream, events) = match cx.open_with(sstreams::smd::STREAMTYPE_NAME, options) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("myss: {e}");
+            return false;
+        }
+    };
+    let stream = stream_side(stream, events, args).await;
+    let direct_done = done_rx.await.is_ok();
+    let stats = cx.smd().stats();
+    drop(cx);
 
     let direct = direct
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let stats = bus.stats();
     println!("{} {} {}", stream.rx, direct.total, stream.tx);
     println!("stream: {stream:?}");
     println!("direct: {direct:?}");
@@ -200,33 +212,31 @@ fn check(what: &str, got: u64, want: u64) -> bool {
 
 /// Outcome of one wait in the stream side's loop
 enum Event {
-    Rx(bool),
+    Stream(Option<StreamEvent>),
     TxDue,
 }
 
-/// The `_lws_smd` stream: states, periodic tx through the bridge, and rx until the end marker
-async fn stream_side(bus: &SmdBus, args: &SmdDemoArgs) -> StreamCounts {
-    let mut bridge = SsBridge::new(bus, STREAM_FILTER);
-    for state in ["CREATING", "CONNECTING", "CONNECTED"] {
-        println!("myss_state: {state}");
-    }
+/// The `_lws_smd` stream: states, periodic tx, and rx until the end marker
+async fn stream_side(stream: Stream, mut events: StreamEvents, args: &SmdDemoArgs) -> StreamCounts {
     let mut counts = StreamCounts::default();
     let interval = Duration::from_micros(args.interval_us);
     let mut next_tx = Instant::now();
+    let mut connected = false;
     let mut alternate = 0u32;
     let mut last_x: Option<u64> = None;
-    let mut rx = Vec::new();
-    let mut tx = Vec::new();
     loop {
+        let sending = connected && counts.tx < u64::from(args.count);
         let event = tokio::select! {
-            ok = bridge.recv_payload(&mut rx) => Event::Rx(ok),
-            () = tokio::time::sleep_until(next_tx), if counts.tx < u64::from(args.count) => {
-                Event::TxDue
-            }
+            e = events.next() => Event::Stream(e),
+            () = tokio::time::sleep_until(next_tx), if sending => Event::TxDue,
         };
         match event {
-            Event::Rx(false) => break,
-            Event::Rx(true) => {
+            Event::Stream(None) => break,
+            Event::Stream(Some(StreamEvent::State(state, _))) => {
+                println!("myss_state: {state}");
+                connected |= state == ConnState::CONNECTED;
+            }
+            Event::Stream(Some(StreamEvent::Rx(rx, _))) => {
                 let Ok((header, body)) = SsHeader::decode(&rx) else {
                     break;
                 };
@@ -244,6 +254,7 @@ async fn stream_side(bus: &SmdBus, args: &SmdDemoArgs) -> StreamCounts {
                     break;
                 }
             }
+            Event::Stream(Some(_)) => {}
             Event::TxDue => {
                 alternate += 1;
                 let (class, body) = if alternate == 4 {
@@ -258,58 +269,40 @@ async fn stream_side(bus: &SmdBus, args: &SmdDemoArgs) -> StreamCounts {
                     let b = format!("{{\"class\":\"INTERACTION\",\"x\":{}}}", counts.tx);
                     (SmdClass::INTERACTION, b)
                 };
-                tx.clear();
-                tx.extend_from_slice(
-                    &SsHeader {
-                        class,
-                        timestamp_us: 0,
-                    }
-                    .encode(),
-                );
-                tx.extend_from_slice(body.as_bytes());
-                match bridge.send_payload(&tx) {
-                    Ok(_) => {
-                        counts.tx += 1;
-                        if class == SmdClass::NETWORK {
-                            counts.tx_network += 1;
-                        }
-                        next_tx += interval;
-                        if counts.tx == u64::from(args.count) {
-                            send_end_marker(&bridge, &mut tx, &mut counts).await;
-                        }
-                    }
-                    Err(SmdError::QueueFull { .. }) => {
-                        // As C's tx returning "don't send": try again on the next turn.
-                        counts.tx_refused += 1;
-                        alternate -= 1;
-                        tokio::task::yield_now().await;
-                    }
-                    Err(e) => {
-                        println!("myss_tx: {e}");
-                        break;
-                    }
+                stream.send(payload(class, body.as_bytes()), Flags::SOM | Flags::EOM);
+                counts.tx += 1;
+                if class == SmdClass::NETWORK {
+                    counts.tx_network += 1;
+                }
+                next_tx += interval;
+                if counts.tx == u64::from(args.count) {
+                    stream.send(
+                        payload(SmdClass::METRICS, END_MARKER),
+                        Flags::SOM | Flags::EOM,
+                    );
                 }
             }
         }
     }
-    println!("myss_state: DESTROYING");
+    drop(stream);
+    while let Some(e) = events.next().await {
+        if let StreamEvent::State(state, _) = e {
+            println!("myss_state: {state}");
+        }
+    }
     counts
 }
 
-async fn send_end_marker(bridge: &SsBridge, tx: &mut Vec<u8>, counts: &mut StreamCounts) {
-    tx.clear();
-    tx.extend_from_slice(
-        &SsHeader {
-            class: SmdClass::METRICS,
-            timestamp_us: 0,
-        }
-        .encode(),
-    );
-    tx.extend_from_slice(END_MARKER);
-    while let Err(SmdError::QueueFull { .. }) = bridge.send_payload(tx) {
-        counts.tx_refused += 1;
-        tokio::task::yield_now().await;
+/// An `_lws_smd` tx payload: the 16-byte header, then the body (C `lws_smd_ss_msg_printf`)
+fn payload(class: SmdClass, body: &[u8]) -> Vec<u8> {
+    let mut p = SsHeader {
+        class,
+        timestamp_us: 0,
     }
+    .encode()
+    .to_vec();
+    p.extend_from_slice(body);
+    p
 }
 
 /// The number after `"x":` in a demo body, if any

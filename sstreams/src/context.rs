@@ -4,13 +4,13 @@
 use std::sync::{Arc, Mutex};
 
 use sstreams_core::policy::{Policy, PolicyError, Protocol};
-use sstreams_core::smd::{STREAMTYPE_NAME, SmdClass};
+use sstreams_core::smd::{STREAMTYPE_NAME, SmdClass, SmdMessage};
 use sstreams_core::system_state::SystemState;
 use tokio::sync::mpsc;
 
 use crate::bind::blobs::HttpBlobs;
 use crate::bind::cookies::CookieJar;
-use crate::smd::{SmdBus, SmdConfig};
+use crate::smd::{Participant, SmdBus, SmdConfig};
 use crate::stream::driver::{Link, Network, channel_face};
 use crate::stream::{ASYNC_EVENT_QUEUE, Face, Stream, StreamEvents, StreamHandler, lock, spawn};
 use crate::system_state::SystemStates;
@@ -75,7 +75,10 @@ pub struct ContextBuilder {
     smd: SmdConfig,
     jitter: Option<JitterSource>,
     blobs: HttpBlobs,
+    early: Vec<(SmdClass, EarlyHandler)>,
 }
+
+type EarlyHandler = Box<dyn FnMut(&SmdMessage) + Send + 'static>;
 
 /// Where the backoff jitter's 16-bit uniform samples come from
 pub(crate) type JitterSource = Arc<dyn Fn() -> u16 + Send + Sync>;
@@ -86,6 +89,7 @@ impl std::fmt::Debug for ContextBuilder {
             .field("policy", &self.policy)
             .field("tls", &self.tls)
             .field("smd", &self.smd)
+            .field("early_participants", &self.early.len())
             .finish_non_exhaustive()
     }
 }
@@ -124,6 +128,17 @@ impl ContextBuilder {
         self
     }
 
+    /// Registers an SMD participant before the context starts, so it sees every system state
+    /// from the first (C `early_smd_cb`); it stays registered for the context's lifetime
+    pub fn smd_participant(
+        &mut self,
+        filter: SmdClass,
+        handler: impl FnMut(&SmdMessage) + Send + 'static,
+    ) -> &mut Self {
+        self.early.push((filter, Box::new(handler)));
+        self
+    }
+
     /// Supplies the uniform 16-bit samples behind the retry jitter, e.g. a constant to make
     /// backoff delays exact in tests. Default: random.
     pub fn jitter_source(&mut self, source: impl Fn() -> u16 + Send + Sync + 'static) -> &mut Self {
@@ -143,6 +158,11 @@ impl ContextBuilder {
         let tls = Arc::new(TlsContext::new(&policy, self.tls.clone())?);
         let smd = SmdBus::new(&self.smd);
         smd.spawn();
+        let participants = self
+            .early
+            .drain(..)
+            .map(|(filter, h)| smd.register(filter, h))
+            .collect();
         let system = SystemStates::new(&smd);
         system.step_to(SystemState::Operational);
         Ok(Context {
@@ -154,6 +174,7 @@ impl ContextBuilder {
                 jitter: self.jitter.take(),
                 cookies: Arc::new(CookieJar::new()),
                 blobs: self.blobs.clone(),
+                _participants: participants,
             }),
         })
     }
@@ -176,6 +197,7 @@ struct Inner {
     jitter: Option<JitterSource>,
     cookies: Arc<CookieJar>,
     blobs: HttpBlobs,
+    _participants: Vec<Participant>,
 }
 
 impl std::fmt::Debug for Inner {
