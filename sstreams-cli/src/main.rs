@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod bench_cmd;
 mod demo_cmd;
+mod get_cmd;
 mod policy_cmd;
 
 /// Secure Streams for Rust
@@ -24,6 +25,8 @@ enum Command {
     /// Run a demo ported from the C minimal examples
     #[command(subcommand)]
     Demo(demo_cmd::DemoCommand),
+    /// Run one stream of a policy: payload to stdout, states to stderr (curl for policies)
+    Get(get_cmd::GetArgs),
     /// Measure throughput of whole subsystems
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Demo(cmd) => demo_cmd::run(cmd),
+        Command::Get(args) => get_cmd::run(args),
         Command::Bench(cmd) => bench_cmd::run(cmd),
     }
 }

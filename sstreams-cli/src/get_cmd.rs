@@ -1,0 +1,122 @@
+//! `sstreams get`: one stream of a policy, like curl for policies
+//!
+//! Creates a stream of the streamtype, sets the metadata given with `--meta`, asks to send
+//! (which connects), writes every rx payload to stdout and every state to stderr, and ends at
+//! the first final outcome: `QOS_ACK_REMOTE` (exit 0), or `QOS_NACK_REMOTE`,
+//! `ALL_RETRIES_FAILED`, `TIMEOUT` (exit 1). With `--data`, that payload is sent as the
+//! request body (with its length announced, as http POST needs). For protocols without a
+//! verdict (raw) the run ends when the peer closes.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use sstreams::stream::{ConnState, Flags};
+use sstreams::{Context, StreamEvent};
+
+/// Options of `sstreams get`
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    /// The policy JSON file
+    #[arg(long)]
+    policy: PathBuf,
+    /// The streamtype to create
+    streamtype: String,
+    /// Metadata to set before connecting, as NAME=VALUE (repeatable)
+    #[arg(long = "meta", value_name = "NAME=VALUE")]
+    meta: Vec<String>,
+    /// Payload to send (e.g. an http POST body)
+    #[arg(long)]
+    data: Option<String>,
+    /// Give up after this many seconds
+    #[arg(long, default_value_t = 60)]
+    timeout_s: u64,
+}
+
+pub(crate) fn run(args: GetArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(get(&args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn get(args: &GetArgs) -> Result<bool, String> {
+    let policy = args.policy.to_str().ok_or("the policy path is not UTF-8")?;
+    let cx = Context::builder()
+        .policy_json(policy)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (stream, mut events) = cx.open(&args.streamtype).map_err(|e| e.to_string())?;
+    for m in &args.meta {
+        let (name, value) = m
+            .split_once('=')
+            .ok_or_else(|| format!("--meta {m:?}: expected NAME=VALUE"))?;
+        stream
+            .set_metadata(name, value.to_owned())
+            .map_err(|e| e.to_string())?;
+    }
+    match &args.data {
+        Some(d) => {
+            stream.request_tx_len(d.len() as u64);
+            stream.send(d.clone(), Flags::SOM | Flags::EOM);
+        }
+        None => stream.request_tx(),
+    }
+    let mut out = std::io::stdout().lock();
+    let limit = tokio::time::sleep(Duration::from_secs(args.timeout_s));
+    tokio::pin!(limit);
+    loop {
+        let event = tokio::select! {
+            e = events.next() => e,
+            () = &mut limit => return Err(format!("no outcome within {} s", args.timeout_s)),
+        };
+        match event {
+            None => return Ok(false),
+            Some(StreamEvent::Rx(data, _)) => {
+                out.write_all(&data).map_err(|e| e.to_string())?;
+            }
+            Some(StreamEvent::State(state, ack)) => {
+                eprintln!(
+                    "{}: {state}{}",
+                    args.streamtype,
+                    if ack != 0 {
+                        format!(" ({ack})")
+                    } else {
+                        String::new()
+                    }
+                );
+                match state {
+                    ConnState::QOS_ACK_REMOTE => break,
+                    ConnState::QOS_NACK_REMOTE
+                    | ConnState::ALL_RETRIES_FAILED
+                    | ConnState::TIMEOUT => {
+                        let _ = out.flush();
+                        return Ok(false);
+                    }
+                    // raw has no verdict: the peer closing ends it.
+                    ConnState::DISCONNECTED if !stream.streamtype().protocol().is_http() => break,
+                    _ => {}
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    out.flush().map_err(|e| e.to_string())?;
+    Ok(true)
+}
