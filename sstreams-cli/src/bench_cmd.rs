@@ -19,6 +19,8 @@ use sstreams::smd::{SmdBus, SmdClass, SmdConfig, SmdError};
 pub(crate) enum BenchCommand {
     /// SMD bus throughput and allocations per message
     Smd(SmdBenchArgs),
+    /// h1 streams against plain hyper: sequential GETs/s and bulk MB/s
+    H1(crate::bench_h1::H1BenchArgs),
 }
 
 /// Options of `bench smd`
@@ -35,6 +37,7 @@ pub(crate) struct SmdBenchArgs {
 pub(crate) fn run(cmd: BenchCommand) -> ExitCode {
     match cmd {
         BenchCommand::Smd(args) => bench_smd(&args),
+        BenchCommand::H1(args) => crate::bench_h1::run(&args),
     }
 }
 

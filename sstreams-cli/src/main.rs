@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench_cmd;
+mod bench_h1;
 mod demo_cmd;
 mod get_cmd;
 mod policy_cmd;

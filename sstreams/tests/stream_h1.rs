@@ -13,15 +13,19 @@ const LIMIT: Duration = Duration::from_secs(30);
 fn context(ngx: &Nginx) -> Context {
     use base64::Engine as _;
     let ca = base64::engine::general_purpose::STANDARD.encode(&ngx.ca_der);
+    let other = base64::engine::general_purpose::STANDARD.encode(support::ca("other").der());
     let policy = format!(
         r#"{{ "retry": [{{ "r": {{ "backoff": [100], "conceal": 1 }} }}],
-             "certs": [{{ "ca": "{ca}" }}], "trust_stores": [{{ "name": "ts", "stack": ["ca"] }}],
+             "certs": [{{ "ca": "{ca}" }}, {{ "other_ca": "{other}" }}],
+             "trust_stores": [{{ "name": "ts", "stack": ["ca"] }}, {{ "name": "other", "stack": ["other_ca"] }}],
              "s": [
                {{ "get": {{ "endpoint": "localhost", "port": {port}, "protocol": "h1",
                            "http_method": "GET", "http_url": "${{path}}", "retry": "r",
                            "metadata": [{{ "path": "" }}, {{ "test": "x-test:" }}, {{ "reply": "x-reply:" }}] }} }},
                {{ "get_tls": {{ "endpoint": "localhost", "port": {tls_port}, "protocol": "h1", "tls": true,
                            "tls_trust_store": "ts", "http_method": "GET", "http_url": "small.txt" }} }},
+               {{ "wrong_ca": {{ "endpoint": "localhost", "port": {tls_port}, "protocol": "h1", "tls": true,
+                           "tls_trust_store": "other", "retry": "r", "http_method": "GET", "http_url": "small.txt" }} }},
                {{ "post": {{ "endpoint": "localhost", "port": {port}, "protocol": "h1",
                            "http_method": "POST", "http_url": "post" }} }}
              ] }}"#,
@@ -118,4 +122,42 @@ async fn post_with_length_hint() {
     let (states, body, _) = until_verdict(&mut events).await;
     assert_eq!(states.last(), Some(&State::QOS_ACK_REMOTE), "{states:?}");
     assert_eq!(body, b"hello world");
+}
+
+#[tokio::test]
+async fn wrong_ca_fails_the_connection_and_retries_run_out() {
+    let Some(ngx) = Nginx::start() else { return };
+    let cx = context(&ngx);
+    let (stream, mut events) = cx.open("wrong_ca").unwrap();
+    stream.request_tx();
+    let mut states = Vec::new();
+    loop {
+        match tokio::time::timeout(LIMIT, events.next())
+            .await
+            .expect("in time")
+            .expect("alive")
+        {
+            StreamEvent::State(s, _) => {
+                states.push(s);
+                if s == State::ALL_RETRIES_FAILED {
+                    break;
+                }
+            }
+            other => panic!("no payload may arrive: {other:?}"),
+        }
+    }
+    use State as S;
+    assert_eq!(
+        states,
+        [
+            S::CREATING,
+            S::POLL,
+            S::CONNECTING,
+            S::UNREACHABLE,
+            S::POLL,
+            S::CONNECTING,
+            S::UNREACHABLE,
+            S::ALL_RETRIES_FAILED,
+        ]
+    );
 }

@@ -71,6 +71,8 @@ pub(crate) fn spawn(
         conn: None,
         length_hint: None,
         user_wants_tx: false,
+        conn_count: 0,
+        tx_asked_during: None,
         tx_ord: 0,
         pending: Vec::new(),
     };
@@ -106,6 +108,11 @@ struct Driver {
     length_hint: Option<u64>,
     /// The user asked for tx and has not been given a tx callback since
     user_wants_tx: bool,
+    /// Connections started so far
+    conn_count: u64,
+    /// `conn_count` when the user last asked for tx (so a request made while a connection was
+    /// finishing is renewed when it closes, and the request that opened it is not)
+    tx_asked_during: Option<u64>,
     tx_ord: u32,
     /// Commands issued from inside callbacks, applied after them
     pending: Vec<Command>,
@@ -166,6 +173,7 @@ impl Driver {
                     let connected = self.conn.take().is_some_and(|c| c.connected);
                     if connected {
                         self.core.handle_disconnected(now());
+                        self.renew_pending_tx();
                     } else {
                         self.core
                             .handle_connect_failed(now(), ConnectFailure::Unreachable);
@@ -222,6 +230,7 @@ impl Driver {
                     self.length_hint = len;
                 }
                 self.user_wants_tx = true;
+                self.tx_asked_during = Some(self.conn_count);
                 self.core.handle_request_tx();
                 self.maybe_tx();
             }
@@ -331,7 +340,17 @@ impl Driver {
                 }
                 self.conn = None;
                 self.core.handle_disconnected(now());
+                self.renew_pending_tx();
             }
+        }
+    }
+
+    /// A tx asked for while the last connection was finishing would be lost with it: ask
+    /// again once it has closed (the core connects anew if the stream is idle, and leaves it
+    /// to a scheduled retry otherwise)
+    fn renew_pending_tx(&mut self) {
+        if self.user_wants_tx && self.tx_asked_during == Some(self.conn_count) {
+            self.core.handle_request_tx();
         }
     }
 
@@ -377,11 +396,15 @@ impl Driver {
             }
             None => self.user_wants_tx = false,
         }
+        if !self.user_wants_tx {
+            self.tx_asked_during = None;
+        }
         self.callback_returned(ret);
     }
 
     fn start_connection(&mut self) {
         self.conn = None;
+        self.conn_count += 1;
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let (tx, tx_rx) = mpsc::channel(1);
         let (failed_tx, failed) = oneshot::channel();
