@@ -391,6 +391,11 @@ impl Driver {
                 self.user_wants_tx =
                     more_queued || (http && !chunk.flags.contains(PayloadFlags::EOM));
                 conn.wants_tx = false;
+                if chunk.flags.contains(PayloadFlags::EOM) {
+                    // The announced length was for this message only (C keeps it for MQTT,
+                    // which then mis-sizes the next publish).
+                    self.length_hint = None;
+                }
                 // Capacity 1 and one chunk per WantTx: this cannot be full.
                 let _ = conn.tx.try_send(chunk);
             }
