@@ -28,14 +28,14 @@ use tokio::sync::mpsc;
 /// Options of `bench h1`
 #[derive(Debug, Args)]
 pub(crate) struct H1BenchArgs {
-    /// Sequential GETs per client
-    #[arg(long, default_value_t = 2000)]
+    /// Sequential GETs per client and round
+    #[arg(long, default_value_t = 5000)]
     requests: u32,
     /// Size of the bulk body, in MiB
     #[arg(long, default_value_t = 256)]
     bulk_mib: u64,
     /// Rounds of each measurement (the best round is reported)
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 7)]
     rounds: u32,
 }
 

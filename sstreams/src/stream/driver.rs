@@ -1,11 +1,16 @@
 //! The task that drives one stream: its lifecycle core, its connection and its user side
 //!
+//! The connection (transport and binding) runs as a future polled by the stream's own task,
+//! not as a task of its own, so the events between them never cross threads.
+//!
 //! One loop per stream (see `sstreams_core::stream` for the protocol it follows): drain the
 //! core's events into callbacks and connection actions, then wait for the earliest of a user
 //! command, a connection event or the core's deadline, and report it to the core.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,7 +21,6 @@ use sstreams_core::stream::{
     ConnectFailure, Event, PayloadFlags, State, StateReturn, StreamConfig, StreamCore,
 };
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 use super::{Command, Face, MetadataStore, Stream, StreamCx, StreamEvent};
 use crate::bind::blobs::HttpBlobs;
@@ -120,7 +124,8 @@ struct Driver {
 
 /// The connection (or attempt) in progress
 struct Conn {
-    task: JoinHandle<()>,
+    /// The connection's future; `None` once it has finished
+    run: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     events: mpsc::Receiver<BindEvent>,
     /// Reports a failed attempt; `None` once the attempt got through
     failed: Option<oneshot::Receiver<ConnectError>>,
@@ -129,12 +134,6 @@ struct Conn {
     wants_tx: bool,
     /// The binding reported `Connected`
     connected: bool,
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 enum Wake {
@@ -462,18 +461,16 @@ impl Driver {
             cookies,
             blobs,
         };
-        let task = match (&self.link, endpoint) {
-            (Link::Smd(bus, mask), _) => {
-                tokio::spawn(bind::smd::run(cx, SsBridge::new(bus, *mask)))
-            }
+        let run: Pin<Box<dyn Future<Output = ()> + Send>> = match (&self.link, endpoint) {
+            (Link::Smd(bus, mask), _) => Box::pin(bind::smd::run(cx, SsBridge::new(bus, *mask))),
             (Link::Network(_), Some(endpoint)) => {
-                tokio::spawn(connection(cx, endpoint, tls, failed_tx))
+                Box::pin(connection(cx, endpoint, tls, failed_tx))
             }
             (Link::Network(_), None) => return,
         };
         let failed = Some(failed);
         self.conn = Some(Conn {
-            task,
+            run: Some(run),
             events,
             failed,
             tx,
@@ -508,32 +505,46 @@ async fn connection(
     }
 }
 
-/// The next thing the connection has to say
+/// The next thing the connection has to say (polling the connection meanwhile)
 async fn conn_wake(conn: &mut Option<Conn>) -> Wake {
     let Some(c) = conn else {
         return std::future::pending().await;
     };
-    let failed = async {
-        match &mut c.failed {
-            Some(rx) => rx.await,
-            None => std::future::pending().await,
+    loop {
+        let failed = async {
+            match &mut c.failed {
+                Some(rx) => rx.await,
+                None => std::future::pending().await,
+            }
+        };
+        let run = async {
+            match &mut c.run {
+                Some(f) => f.await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            f = failed => {
+                return match f {
+                    Ok(e) => Wake::ConnectFailed(e),
+                    Err(_) => Wake::GotThrough,
+                };
+            }
+            e = c.events.recv() => {
+                // A failed attempt drops its event sender too: report the failure, not an end.
+                if e.is_none() {
+                    if let Some(Ok(err)) = c.failed.as_mut().map(|rx| rx.try_recv()) {
+                        return Wake::ConnectFailed(err);
+                    }
+                }
+                return Wake::Bind(e);
+            }
+            () = run => {
+                // Its last events (if any) are still queued; they come next.
+                c.run = None;
+            }
         }
-    };
-    let wake = tokio::select! {
-        biased;
-        f = failed => match f {
-            Ok(e) => Wake::ConnectFailed(e),
-            Err(_) => Wake::GotThrough,
-        },
-        e = c.events.recv() => Wake::Bind(e),
-    };
-    // A failed attempt drops its event sender too: report the failure, not an end.
-    match (wake, &mut c.failed) {
-        (Wake::Bind(None), Some(rx)) => match rx.try_recv() {
-            Ok(e) => Wake::ConnectFailed(e),
-            Err(_) => Wake::Bind(None),
-        },
-        (w, _) => w,
     }
 }
 
