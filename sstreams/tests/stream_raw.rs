@@ -351,3 +351,91 @@ async fn smd_stream_filters_and_sends() {
     assert_eq!(hdr.class, SmdClass::NETWORK, "INTERACTION is filtered out");
     assert_eq!(body, b"{\"trigger\":\"cpdcheck\"}");
 }
+
+/// A server that accepts connections and closes each at once, reporting each accept
+async fn closing_server() -> (u16, mpsc::UnboundedReceiver<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            drop(s);
+            if tx.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    (port, rx)
+}
+
+#[tokio::test]
+async fn nailed_up_reconnects_after_a_drop_and_opportunistic_does_not() {
+    let (port, mut accepts) = closing_server().await;
+    let cx = context(&raw_policy("127.0.0.1", port, r#", "nailed_up": true"#));
+    let (h, mut rx) = recorder(None, false);
+    let _stream = cx.create_stream("raw", h).unwrap();
+    let mut states = Vec::new();
+    // Two drops: connected, dropped, reconnected (after the backoff), dropped again.
+    while states.iter().filter(|s| **s == State::CONNECTED).count() < 3 {
+        if let Rec::State(s) = next(&mut rx).await {
+            states.push(s);
+        }
+    }
+    use State as S;
+    assert_eq!(
+        states,
+        [
+            S::CREATING,
+            S::CONNECTING,
+            S::CONNECTED,
+            S::DISCONNECTED,
+            S::POLL,
+            S::CONNECTING,
+            S::CONNECTED,
+            S::DISCONNECTED,
+            S::POLL,
+            S::CONNECTING,
+            S::CONNECTED,
+        ]
+    );
+    for _ in 0..3 {
+        tokio::time::timeout(LIMIT, accepts.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    let (port, mut accepts) = closing_server().await;
+    let cx = context(&raw_policy("127.0.0.1", port, r#", "opportunistic": true"#));
+    let (h, mut rx) = recorder(None, false);
+    let stream = cx.create_stream("raw", h).unwrap();
+    stream.request_tx();
+    let mut states = Vec::new();
+    loop {
+        let Rec::State(s) = next(&mut rx).await else {
+            continue;
+        };
+        states.push(s);
+        if s == State::DISCONNECTED {
+            break;
+        }
+    }
+    assert_eq!(
+        states,
+        [
+            S::CREATING,
+            S::POLL,
+            S::CONNECTING,
+            S::CONNECTED,
+            S::DISCONNECTED
+        ]
+    );
+    accepts.recv().await.unwrap();
+    // No reconnect: destroying now gives DESTROYING next, with no CONNECTING before it.
+    drop(stream);
+    assert_eq!(next(&mut rx).await, Rec::State(State::DESTROYING));
+    assert!(
+        accepts.try_recv().is_err(),
+        "an opportunistic stream must not reconnect"
+    );
+}
