@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use sstreams_core::policy::StreamType;
-use sstreams_core::stream::{PayloadFlags, State, StateReturn};
+use sstreams_core::stream::{PayloadFlags, State};
 use tokio::sync::mpsc;
 
 pub(crate) mod driver;
@@ -257,4 +257,4 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-pub use sstreams_core::stream::{PayloadFlags as Flags, State as ConnState};
+pub use sstreams_core::stream::{PayloadFlags as Flags, State as ConnState, StateReturn};
