@@ -47,6 +47,7 @@ mod clock;
 mod context;
 
 pub mod bind;
+pub mod proxy;
 pub mod smd;
 pub mod stream;
 pub mod system_state;
