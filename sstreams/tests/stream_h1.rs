@@ -161,3 +161,77 @@ async fn wrong_ca_fails_the_connection_and_retries_run_out() {
         ]
     );
 }
+
+/// Sends its body in two tx callbacks, and reports rx and the verdict
+struct TwoPartPost {
+    out: tokio::sync::mpsc::UnboundedSender<(Option<State>, Vec<u8>)>,
+}
+
+impl sstreams::StreamHandler for TwoPartPost {
+    fn state(
+        &mut self,
+        cx: &mut sstreams::stream::StreamCx<'_>,
+        state: State,
+        _: u32,
+    ) -> sstreams::stream::StateReturn {
+        if state == State::CREATING {
+            cx.request_tx_len(11);
+        }
+        let _ = self.out.send((Some(state), Vec::new()));
+        sstreams::stream::StateReturn::Ok
+    }
+
+    fn rx(
+        &mut self,
+        _: &mut sstreams::stream::StreamCx<'_>,
+        data: &[u8],
+        _: Flags,
+    ) -> sstreams::stream::StateReturn {
+        let _ = self.out.send((None, data.to_vec()));
+        sstreams::stream::StateReturn::Ok
+    }
+
+    fn tx(
+        &mut self,
+        _: &mut sstreams::stream::StreamCx<'_>,
+        ord: u32,
+        buf: &mut bytes::BytesMut,
+        flags: &mut Flags,
+    ) -> sstreams::stream::StateReturn {
+        match ord {
+            0 => {
+                buf.extend_from_slice(b"hello ");
+                *flags = Flags::SOM;
+            }
+            1 => {
+                buf.extend_from_slice(b"world");
+                *flags = Flags::EOM;
+            }
+            _ => return sstreams::stream::StateReturn::TxDontSend,
+        }
+        sstreams::stream::StateReturn::Ok
+    }
+}
+
+#[tokio::test]
+async fn handler_post_body_in_two_tx_callbacks() {
+    let Some(ngx) = Nginx::start() else { return };
+    let cx = context(&ngx);
+    let (out, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _stream = cx.create_stream("post", TwoPartPost { out }).unwrap();
+    let mut body = Vec::new();
+    loop {
+        let (state, data) = tokio::time::timeout(LIMIT, rx.recv())
+            .await
+            .expect("in time")
+            .expect("alive");
+        body.extend(data);
+        if let Some(s) = state {
+            assert_ne!(s, State::QOS_NACK_REMOTE);
+            if s == State::QOS_ACK_REMOTE {
+                break;
+            }
+        }
+    }
+    assert_eq!(body, b"hello world");
+}
