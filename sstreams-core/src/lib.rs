@@ -19,5 +19,6 @@ pub mod policy;
 pub mod smd;
 pub mod stream;
 pub mod system_state;
+pub mod wire;
 
 pub use policy::Policy;
