@@ -9,6 +9,7 @@ mod bench_h1;
 mod demo_cmd;
 mod get_cmd;
 mod policy_cmd;
+mod proxy_cmd;
 
 /// Secure Streams for Rust
 #[derive(Debug, Parser)]
@@ -26,6 +27,8 @@ enum Command {
     /// Run a demo ported from the C minimal examples
     #[command(subcommand)]
     Demo(demo_cmd::DemoCommand),
+    /// Run the SS proxy: serve the policy's streams to clients in other processes
+    Proxy(proxy_cmd::ProxyArgs),
     /// Run one stream of a policy: payload to stdout, states to stderr (curl for policies)
     Get(get_cmd::GetArgs),
     /// Measure throughput of whole subsystems
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Demo(cmd) => demo_cmd::run(cmd),
         Command::Get(args) => get_cmd::run(args),
+        Command::Proxy(args) => proxy_cmd::run(args),
         Command::Bench(cmd) => bench_cmd::run(cmd),
     }
 }

@@ -4,3 +4,4 @@
 //! `sstreams_core::wire`; the link handling and the proxied client follow.
 
 pub mod listen;
+pub mod server;

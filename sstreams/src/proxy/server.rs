@@ -1,0 +1,260 @@
+//! The proxy side of the link: one onward stream per client link
+//!
+//! A link starts with the client's STREAMTYPE (within [`STREAMTYPE_TIMEOUT`]); the proxy
+//! creates a stream of that streamtype from its [`Context`] and answers CREATE_RESULT first,
+//! before anything else (spec §4.3). Then, until either side goes:
+//!
+//! * client → stream: TX_PAYLOAD is sent on the stream; METADATA sets metadata;
+//!   PAYLOAD_LENGTH_HINT announces the length (and asks to send, which connects);
+//!   ONWARD_CONNECT connects; TIMEOUT_UPDATE starts (0: the policy's `timeout_ms`) or cancels
+//!   (`u32::MAX`) the stream timeout; TXCR_UPDATE is accepted and has no effect (no h2 yet);
+//!   DESTROYING hangs up, as C does.
+//! * stream → client: every state as CONNSTATE, payload as RX_PAYLOAD (split into frames of at
+//!   most [`MAX_RX_CHUNK`] bytes, SOM on the first piece and EOM on the last).
+//!
+//! A malformed frame, a frame of the wrong direction or a second STREAMTYPE closes that link
+//! only. Closing the link destroys the stream (its last states are not delivered, as in C).
+//!
+//! Memory per link is bounded: the stream's events wait in a bounded queue, so a client that
+//! does not read stops the proxy reading the onward connection; payload from the client is
+//! read only as fast as the onward stream takes it.
+//!
+//! Not yet: captured metadata back to the client (0x59), PERF (0x5B), and tx credit.
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use sstreams_core::smd::STREAMTYPE_NAME;
+use sstreams_core::stream::PayloadFlags;
+use sstreams_core::wire::{
+    self, ConnState, CreateResult, Decoder, Frame, MAX_BODY_LEN, PAYLOAD_HEADER_LEN, Payload,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::task::JoinSet;
+
+use super::listen::{Accepted, LinkSocket, Peer, ProxyListener};
+use crate::{Context, StreamEvent, StreamOptions};
+
+/// How long a new link may take to send STREAMTYPE (C: 3 s)
+pub const STREAMTYPE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Most payload bytes in one RX_PAYLOAD frame
+pub const MAX_RX_CHUNK: usize = MAX_BODY_LEN - PAYLOAD_HEADER_LEN;
+
+/// Serves links accepted by `listener` with streams of `cx` until `shutdown` completes; then
+/// stops accepting and closes every link
+pub async fn serve(
+    cx: Context,
+    listener: ProxyListener,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let mut links = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            a = listener.accept() => {
+                let a = a?;
+                links.spawn(serve_link(cx.clone(), a));
+            }
+            Some(_) = links.join_next(), if !links.is_empty() => {}
+        }
+    }
+    tracing::info!("SS proxy: shutting down, closing {} links", links.len());
+    links.shutdown().await;
+    Ok(())
+}
+
+/// Serves one link until either side ends it
+pub async fn serve_link(cx: Context, accepted: Accepted) {
+    let Accepted { socket, peer, .. } = accepted;
+    let result = match socket {
+        LinkSocket::Unix(s) => link(cx, s, peer).await,
+        LinkSocket::Tcp(s) => link(cx, s, peer).await,
+    };
+    match result {
+        Ok(()) => tracing::debug!("SS proxy: link from {peer} closed"),
+        Err(e) => tracing::info!("SS proxy: link from {peer} closed: {e}"),
+    }
+}
+
+/// Why a link ended early
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error("malformed frame: {0}")]
+    Malformed(#[from] wire::MalformedFrame),
+    #[error("no STREAMTYPE within {0:?}")]
+    NoStreamType(Duration),
+    #[error("{0}")]
+    Protocol(String),
+}
+
+async fn link<S>(cx: Context, io: S, peer: Peer) -> Result<(), LinkError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut rd, mut wr) = tokio::io::split(io);
+    let mut decoder = Decoder::proxy_side();
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut out = BytesMut::with_capacity(16 * 1024);
+
+    let first = tokio::time::timeout(
+        STREAMTYPE_TIMEOUT,
+        next_frame(&mut rd, &mut decoder, &mut buf),
+    )
+    .await
+    .map_err(|_| LinkError::NoStreamType(STREAMTYPE_TIMEOUT))??;
+    let Some(Frame::StreamType(st)) = first else {
+        return Err(LinkError::Protocol(format!(
+            "expected STREAMTYPE first, got {first:?}"
+        )));
+    };
+    let name = String::from_utf8_lossy(&st.name).into_owned();
+    let mut options = StreamOptions::default();
+    // For `_lws_smd` the credit field is the SMD class mask; otherwise it is advisory.
+    options.tx_credit(st.tx_credit as i32);
+    let (stream, mut events) = match cx.open_with(&name, options) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::info!("SS proxy: {peer} asked for {name:?}: {e}");
+            send(
+                &mut wr,
+                &mut out,
+                &Frame::CreateResult(CreateResult::failed()),
+            )
+            .await?;
+            return Ok(());
+        }
+    };
+    tracing::info!("SS proxy: {peer} (pid {}) created stream {name}", st.pid);
+    let created = if name == STREAMTYPE_NAME {
+        CreateResult {
+            result: 0,
+            client_buflen: 0,
+            rideshares: Bytes::from_static(b",(null)"),
+        }
+    } else {
+        let mut chain = format!(",{name}");
+        if let Some(r) = &stream.streamtype().spec().rideshare {
+            chain.push(',');
+            chain.push_str(r);
+        }
+        let client_buflen = stream.streamtype().buffers().client_buflen;
+        CreateResult {
+            result: 0,
+            client_buflen,
+            rideshares: Bytes::from(chain),
+        }
+    };
+    send(&mut wr, &mut out, &Frame::CreateResult(created)).await?;
+
+    loop {
+        // Frames already read (e.g. sent together with STREAMTYPE) go first.
+        while let Some(frame) = decoder.poll_frame()? {
+            if !apply(&stream, frame)? {
+                return Ok(());
+            }
+        }
+        tokio::select! {
+            n = rd.read_buf(&mut buf) => {
+                if n? == 0 {
+                    return Ok(());
+                }
+                decoder.handle_bytes(&buf);
+                buf.clear();
+            }
+            event = events.next() => match event {
+                None => return Ok(()),
+                Some(StreamEvent::State(state, ack)) => {
+                    send(&mut wr, &mut out, &Frame::ConnState(ConnState { state, ack })).await?;
+                }
+                Some(StreamEvent::Rx(data, flags)) => send_rx(&mut wr, &mut out, data, flags).await?,
+            },
+        }
+    }
+}
+
+/// Applies one client frame to the stream; `false` when the client asked to hang up
+fn apply(stream: &crate::Stream, frame: Frame) -> Result<bool, LinkError> {
+    match frame {
+        Frame::TxPayload(p) => stream.send(p.data, p.flags),
+        Frame::TxMetadata(m) => {
+            let name = String::from_utf8_lossy(&m.name);
+            if let Err(e) = stream.set_metadata(&name, m.value) {
+                tracing::info!("SS proxy: {e}");
+            }
+        }
+        Frame::PayloadLengthHint(n) => stream.request_tx_len(u64::from(n)),
+        Frame::OnwardConnect => stream.connect(),
+        Frame::TimeoutUpdate(0) => stream.start_timeout(None),
+        Frame::TimeoutUpdate(u32::MAX) => stream.cancel_timeout(),
+        Frame::TimeoutUpdate(ms) => {
+            stream.start_timeout(Some(Duration::from_millis(u64::from(ms))))
+        }
+        // Credit only matters for h2 onward streams, which come later.
+        Frame::TxCreditUpdate(_) => {}
+        Frame::Destroying => return Ok(false),
+        Frame::StreamType(_) => return Err(LinkError::Protocol("a second STREAMTYPE".into())),
+        other => return Err(LinkError::Protocol(format!("unexpected frame {other:?}"))),
+    }
+    Ok(true)
+}
+
+/// Reads until one frame is complete; `None` if the client closed first
+async fn next_frame<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    decoder: &mut Decoder,
+    buf: &mut BytesMut,
+) -> Result<Option<Frame>, LinkError> {
+    loop {
+        if let Some(f) = decoder.poll_frame()? {
+            return Ok(Some(f));
+        }
+        if rd.read_buf(buf).await? == 0 {
+            return Ok(None);
+        }
+        decoder.handle_bytes(buf);
+        buf.clear();
+    }
+}
+
+async fn send<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    out: &mut BytesMut,
+    frame: &Frame,
+) -> Result<(), LinkError> {
+    out.clear();
+    frame
+        .encode(out)
+        .map_err(|e| LinkError::Protocol(format!("cannot encode {frame:?}: {e}")))?;
+    wr.write_all(out).await?;
+    Ok(())
+}
+
+/// Sends payload as RX_PAYLOAD frames of at most [`MAX_RX_CHUNK`] bytes
+async fn send_rx<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    out: &mut BytesMut,
+    data: Bytes,
+    flags: PayloadFlags,
+) -> Result<(), LinkError> {
+    let pieces = data.len().div_ceil(MAX_RX_CHUNK).max(1);
+    for i in 0..pieces {
+        let piece = data.slice(i * MAX_RX_CHUNK..((i + 1) * MAX_RX_CHUNK).min(data.len()));
+        let mut f = flags;
+        if i > 0 {
+            f = f - PayloadFlags::SOM;
+        }
+        if i + 1 < pieces {
+            f = f - PayloadFlags::EOM;
+        }
+        let mut p = Payload::new(f, piece);
+        p.timestamp_us = crate::clock::monotonic_us();
+        send(wr, out, &Frame::RxPayload(p)).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,276 @@
+//! The proxy side of the link against a scripted client speaking the C wire format
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use sstreams::Context;
+use sstreams::proxy::listen::{ListenOptions, ProxyAddr, ProxyListener};
+use sstreams::proxy::server;
+use sstreams_core::smd::{SmdClass, SsHeader};
+use sstreams_core::stream::{PayloadFlags as Flags, State};
+use sstreams_core::wire::{ConnState, CreateResult, Decoder, Frame, Payload, StreamType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixStream};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// A server like the one of the spec's worked example D: greets, echoes with a prefix, then
+/// closes
+async fn greeter() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                s.write_all(b"hello-from-server").await.unwrap();
+                let mut buf = [0u8; 64];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let _ = s
+                    .write_all(&[b"echo:".as_slice(), &buf[..n]].concat())
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+/// A proxy for `policy` on a fresh abstract socket; returns its name
+async fn proxy(policy: &str) -> (String, Context) {
+    let cx = Context::builder().policy_json(policy).build().unwrap();
+    let name = format!(
+        "sstreams-proxy-test-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    );
+    let l = ProxyListener::bind(ProxyAddr::Abstract(name.clone()), ListenOptions::default())
+        .await
+        .unwrap();
+    tokio::spawn(server::serve(cx.clone(), l, std::future::pending()));
+    (name, cx)
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+struct Client {
+    s: UnixStream,
+    dec: Decoder,
+}
+
+impl Client {
+    async fn connect(name: &str) -> Self {
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let s = std::os::unix::net::UnixStream::connect_addr(&addr).unwrap();
+        s.set_nonblocking(true).unwrap();
+        Self {
+            s: UnixStream::from_std(s).unwrap(),
+            dec: Decoder::client_side(),
+        }
+    }
+
+    async fn send(&mut self, frames: &[Frame]) {
+        let mut out = BytesMut::new();
+        for f in frames {
+            f.encode(&mut out).unwrap();
+        }
+        // One write for all, as a C client may do.
+        self.s.write_all(&out).await.unwrap();
+    }
+
+    /// The next frame, or `None` when the proxy closed the link
+    async fn next(&mut self) -> Option<Frame> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(f) = self.dec.poll_frame().unwrap() {
+                return Some(f);
+            }
+            let n = tokio::time::timeout(LIMIT, self.s.read(&mut buf))
+                .await
+                .expect("in time")
+                .unwrap();
+            if n == 0 {
+                return None;
+            }
+            self.dec.handle_bytes(&buf[..n]);
+        }
+    }
+
+    async fn state(&mut self) -> State {
+        match self.next().await {
+            Some(Frame::ConnState(ConnState { state, .. })) => state,
+            other => panic!("expected CONNSTATE, got {other:?}"),
+        }
+    }
+}
+
+fn streamtype(name: &str, credit: u32) -> Frame {
+    Frame::StreamType(StreamType {
+        pid: 0x51,
+        tx_credit: credit,
+        name: Bytes::copy_from_slice(name.as_bytes()),
+    })
+}
+
+#[tokio::test]
+async fn ordinary_stream_as_in_worked_example_d() {
+    let port = greeter().await;
+    let policy = format!(
+        r#"{{ "retry": [{{ "default": {{ "backoff": [1000], "conceal": 5 }} }}],
+             "s": [{{ "mintest": {{ "endpoint": "127.0.0.1", "port": {port}, "protocol": "raw",
+                                    "retry": "default", "metadata": [{{ "mymd": "" }}] }} }}] }}"#
+    );
+    let (name, _cx) = proxy(&policy).await;
+    let mut c = Client::connect(&name).await;
+    c.send(&[streamtype("mintest", 500_000_000)]).await;
+    match c.next().await {
+        Some(Frame::CreateResult(r)) => {
+            assert!(r.is_ok());
+            assert_eq!(r.rideshares, Bytes::from_static(b",mintest"));
+            assert_eq!(r.client_buflen, 32768);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.state().await, State::CREATING);
+    c.send(&[
+        Frame::TimeoutUpdate(5000),
+        Frame::TxMetadata(sstreams_core::wire::Metadata {
+            name: Bytes::from_static(b"mymd"),
+            value: Bytes::from_static(b"hello"),
+        }),
+        Frame::PayloadLengthHint(12),
+        Frame::TxCreditUpdate(1000),
+        Frame::OnwardConnect,
+    ])
+    .await;
+    assert_eq!(c.state().await, State::POLL);
+    assert_eq!(c.state().await, State::CONNECTING);
+    assert_eq!(c.state().await, State::CONNECTED);
+    let mut got = Vec::new();
+    while got.len() < b"hello-from-server".len() {
+        match c.next().await {
+            Some(Frame::RxPayload(p)) => {
+                assert_eq!(p.flags, Flags::empty(), "raw: no SOM/EOM");
+                got.extend_from_slice(&p.data);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(got, b"hello-from-server");
+    c.send(&[Frame::TxPayload(Payload::new(
+        Flags::empty(),
+        Bytes::from_static(b"client-data"),
+    ))])
+    .await;
+    let mut got = Vec::new();
+    loop {
+        match c.next().await {
+            Some(Frame::RxPayload(p)) => got.extend_from_slice(&p.data),
+            Some(Frame::ConnState(ConnState {
+                state: State::DISCONNECTED,
+                ..
+            })) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(got, b"echo:client-data");
+}
+
+#[tokio::test]
+async fn unknown_streamtype_gets_the_c_failure_bytes_then_close() {
+    let (name, _cx) = proxy(r#"{ "s": [] }"#).await;
+    let mut c = Client::connect(&name).await;
+    c.send(&[streamtype("nonexist", 0)]).await;
+    let mut bytes = Vec::new();
+    c.s.read_to_end(&mut bytes).await.unwrap();
+    assert_eq!(bytes, [0x56, 0x00, 0x05, 0x01, 0x00, 0x00, 0x00, 0x00]);
+    assert_eq!(
+        Frame::decode(sstreams_core::wire::Direction::ProxyToClient, &bytes)
+            .unwrap()
+            .0,
+        Frame::CreateResult(CreateResult::failed())
+    );
+}
+
+#[tokio::test]
+async fn smd_over_the_link_with_echo() {
+    let (name, cx) = proxy(r#"{ "s": [] }"#).await;
+    let mut c = Client::connect(&name).await;
+    let mask = (SmdClass::NETWORK | SmdClass::from_bits(1 << 24)).bits();
+    c.send(&[streamtype("_lws_smd", mask)]).await;
+    match c.next().await {
+        Some(Frame::CreateResult(r)) => {
+            assert_eq!((r.result, r.client_buflen), (0, 0));
+            assert_eq!(r.rideshares, Bytes::from_static(b",(null)"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.state().await, State::CREATING);
+    assert_eq!(c.state().await, State::CONNECTING);
+    assert_eq!(c.state().await, State::CONNECTED);
+    // A message on the proxy's bus reaches the client ...
+    cx.smd()
+        .post(SmdClass::NETWORK, b"{\"trigger\":\"cpdcheck\"}")
+        .unwrap();
+    cx.smd()
+        .post(SmdClass::INTERACTION, b"{\"filtered\":1}")
+        .unwrap();
+    let Some(Frame::RxPayload(p)) = c.next().await else {
+        panic!()
+    };
+    assert_eq!(p.flags, Flags::SOM | Flags::EOM);
+    let (h, body) = SsHeader::decode(&p.data).unwrap();
+    assert_eq!(
+        (h.class, body),
+        (SmdClass::NETWORK, &b"{\"trigger\":\"cpdcheck\"}"[..])
+    );
+    // ... and one the client sends comes back to it (C does not exclude the sender).
+    let mut tx = SsHeader {
+        class: SmdClass::from_bits(1 << 24),
+        timestamp_us: 0,
+    }
+    .encode()
+    .to_vec();
+    tx.extend_from_slice(b"{\"hello\":1}");
+    c.send(&[Frame::TxPayload(Payload::new(
+        Flags::SOM | Flags::EOM,
+        Bytes::from(tx),
+    ))])
+    .await;
+    let Some(Frame::RxPayload(p)) = c.next().await else {
+        panic!()
+    };
+    let (h, body) = SsHeader::decode(&p.data).unwrap();
+    assert_eq!((h.class.bits(), body), (1 << 24, &b"{\"hello\":1}"[..]));
+}
+
+#[tokio::test]
+async fn malformed_frame_closes_that_link_only() {
+    let (name, _cx) = proxy(r#"{ "s": [] }"#).await;
+    let mut bad = Client::connect(&name).await;
+    bad.s.write_all(&[0x42, 0x00, 0x00]).await.unwrap();
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(LIMIT, bad.s.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 0, "closed without a reply");
+    let mut good = Client::connect(&name).await;
+    good.send(&[streamtype("_lws_smd", 0)]).await;
+    assert!(matches!(good.next().await, Some(Frame::CreateResult(r)) if r.is_ok()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_link_is_closed_after_three_seconds() {
+    let (name, _cx) = proxy(r#"{ "s": [] }"#).await;
+    let mut c = Client::connect(&name).await;
+    let start = tokio::time::Instant::now();
+    let mut rest = Vec::new();
+    c.s.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+    assert_eq!(start.elapsed(), server::STREAMTYPE_TIMEOUT);
+}
