@@ -1,0 +1,84 @@
+//! `sstreams proxy` as a daemon: listens where asked with the asked mode, serves a link,
+//! and shuts down cleanly on SIGTERM
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[test]
+fn proxy_serves_then_stops_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("sstreams-cli-proxy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("proxy.sock");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sstreams"))
+        .args([
+            "proxy",
+            "--listen",
+            sock.to_str().unwrap(),
+            "--socket-mode",
+            "660",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The daemon says when it listens: wait for that line (bounded by the pipe closing).
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&seen).contains("listening on") {
+        assert_eq!(
+            stderr.read(&mut byte).unwrap(),
+            1,
+            "proxy exited early: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.push(byte[0]);
+    }
+    assert_eq!(
+        std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
+        0o660
+    );
+
+    // STREAMTYPE `_lws_smd` (pid 0x51, mask 4) → CREATE_RESULT ok ",(null)".
+    let mut link = UnixStream::connect(&sock).unwrap();
+    link.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    link.write_all(&[
+        0xaa, 0x00, 0x11, 0x01, 0, 0, 0, 0x51, 0, 0, 0, 4, b'_', b'l', b'w', b's', b'_', b's',
+        b'm', b'd',
+    ])
+    .unwrap();
+    let mut reply = [0u8; 15];
+    link.read_exact(&mut reply).unwrap();
+    assert_eq!(
+        reply,
+        [
+            0x56, 0x00, 0x0c, 0, 0, 0, 0, 0, b',', b'(', b'n', b'u', b'l', b'l', b')'
+        ]
+    );
+
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "proxy did not stop on SIGTERM"
+        );
+        std::thread::yield_now();
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(!sock.exists(), "the socket file is removed on shutdown");
+    // The link was closed by the shutdown.
+    let mut rest = Vec::new();
+    let _ = link.read_to_end(&mut rest);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
