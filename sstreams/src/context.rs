@@ -10,8 +10,10 @@ use tokio::sync::mpsc;
 
 use crate::bind::blobs::HttpBlobs;
 use crate::bind::cookies::CookieJar;
+use crate::proxy::listen::ProxyAddr;
 use crate::smd::{Participant, SmdBus, SmdConfig};
 use crate::stream::driver::{Link, Network, channel_face};
+use crate::stream::proxied::spawn_proxied;
 use crate::stream::{ASYNC_EVENT_QUEUE, Face, Stream, StreamEvents, StreamHandler, lock, spawn};
 use crate::system_state::SystemStates;
 use crate::tls::{TlsContext, TlsError, TlsSettings};
@@ -76,6 +78,7 @@ pub struct ContextBuilder {
     jitter: Option<JitterSource>,
     blobs: HttpBlobs,
     early: Vec<(SmdClass, EarlyHandler)>,
+    proxy: Option<ProxyAddr>,
 }
 
 type EarlyHandler = Box<dyn FnMut(&SmdMessage) + Send + 'static>;
@@ -139,6 +142,14 @@ impl ContextBuilder {
         self
     }
 
+    /// Runs every stream at the SS proxy listening on `addr` instead of connecting directly
+    /// (e.g. `"@proxy.ss.lws".parse()`); the same application code works either way. The
+    /// policy then lives at the proxy. Default: direct.
+    pub fn proxy(&mut self, addr: ProxyAddr) -> &mut Self {
+        self.proxy = Some(addr);
+        self
+    }
+
     /// Supplies the uniform 16-bit samples behind the retry jitter, e.g. a constant to make
     /// backoff delays exact in tests. Default: random.
     pub fn jitter_source(&mut self, source: impl Fn() -> u16 + Send + Sync + 'static) -> &mut Self {
@@ -175,6 +186,7 @@ impl ContextBuilder {
                 cookies: Arc::new(CookieJar::new()),
                 blobs: self.blobs.clone(),
                 _participants: participants,
+                proxy: self.proxy.take(),
             }),
         })
     }
@@ -198,6 +210,7 @@ struct Inner {
     cookies: Arc<CookieJar>,
     blobs: HttpBlobs,
     _participants: Vec<Participant>,
+    proxy: Option<ProxyAddr>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -293,8 +306,17 @@ impl Context {
         streamtype: &str,
         options: StreamOptions,
     ) -> Result<(Stream, StreamEvents), CreateError> {
-        let (st, link) = self.resolve(streamtype, options)?;
         let (events_tx, rx) = mpsc::channel(ASYNC_EVENT_QUEUE);
+        if let Some(addr) = &self.inner.proxy {
+            let stream = spawn_proxied(
+                streamtype,
+                channel_face(events_tx),
+                addr.clone(),
+                options.tx_credit,
+            );
+            return Ok((stream, StreamEvents { rx }));
+        }
+        let (st, link) = self.resolve(streamtype, options)?;
         let stream = spawn(st, channel_face(events_tx), link, self.inner.jitter.clone());
         Ok((stream, StreamEvents { rx }))
     }

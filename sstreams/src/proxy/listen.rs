@@ -71,6 +71,26 @@ impl FromStr for ProxyAddr {
     }
 }
 
+impl ProxyAddr {
+    /// The address as a client connects to it
+    pub fn endpoint(&self) -> sstreams_core::policy::Endpoint {
+        use sstreams_core::policy::{Endpoint, Target};
+        let target = match self {
+            Self::Abstract(n) => Target::UnixAbstract(n.clone()),
+            Self::Path(p) => Target::Unix(p.to_string_lossy().into_owned()),
+            Self::Tcp(a) => Target::Host {
+                host: a.ip().to_string(),
+                port: a.port(),
+            },
+        };
+        Endpoint {
+            target,
+            tls: false,
+            path: None,
+        }
+    }
+}
+
 impl fmt::Display for ProxyAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

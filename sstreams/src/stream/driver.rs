@@ -86,6 +86,7 @@ pub(crate) fn spawn(
         commands: commands_tx,
         streamtype,
         metadata,
+        proxied: false,
     }
 }
 
@@ -249,6 +250,8 @@ impl Driver {
                 }
             },
             Command::Destroy => self.core.handle_destroy(),
+            // Direct streams share the metadata store with their handle.
+            Command::Metadata(..) => {}
         }
     }
 

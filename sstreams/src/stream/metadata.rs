@@ -29,6 +29,8 @@ pub enum MetadataError {
 #[derive(Debug, Default)]
 pub(crate) struct MetadataStore {
     inner: Mutex<Values>,
+    /// Proxied streams: any name goes (the proxy's policy checks it)
+    any_name: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -46,6 +48,15 @@ impl MetadataStore {
         };
         Self {
             inner: Mutex::new(values),
+            any_name: false,
+        }
+    }
+
+    /// A store that takes any name (a proxied stream's: its policy is at the proxy)
+    pub(crate) fn any_name() -> Self {
+        Self {
+            inner: Mutex::new(Values::default()),
+            any_name: true,
         }
     }
 
@@ -56,11 +67,16 @@ impl MetadataStore {
         value: Bytes,
     ) -> Result<(), MetadataError> {
         let mut v = lock(&self.inner);
-        if let Some(i) = st.metadata_index(name) {
+        if let Some(i) = st.metadata_index(name).filter(|_| !self.any_name) {
             v.slots[i] = Some(value);
             return Ok(());
         }
-        match direct_name(st, name) {
+        let direct = if self.any_name {
+            Some(name.to_owned())
+        } else {
+            direct_name(st, name)
+        };
+        match direct {
             Some(h) => {
                 match v.direct.iter_mut().find(|(n, _)| *n == h) {
                     Some(slot) => slot.1 = value,
@@ -77,10 +93,14 @@ impl MetadataStore {
 
     pub(crate) fn get(&self, st: &StreamType, name: &str) -> Option<Bytes> {
         let v = lock(&self.inner);
-        if let Some(i) = st.metadata_index(name) {
+        if let Some(i) = st.metadata_index(name).filter(|_| !self.any_name) {
             return v.slots[i].clone();
         }
-        let h = direct_name(st, name)?;
+        let h = if self.any_name {
+            name.to_owned()
+        } else {
+            direct_name(st, name)?
+        };
         v.direct
             .iter()
             .find(|(n, _)| *n == h)

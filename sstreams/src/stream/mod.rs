@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 
 pub(crate) mod driver;
 mod metadata;
+pub mod proxied;
 
 pub(crate) use driver::spawn;
 pub use metadata::MetadataError;
@@ -134,6 +135,8 @@ pub(crate) enum Command {
     StartTimeout(Option<Duration>),
     CancelTimeout,
     Send(Bytes, PayloadFlags),
+    /// Metadata for the proxy (proxied streams only; direct streams share the store)
+    Metadata(String, Bytes),
     Destroy,
 }
 
@@ -143,6 +146,8 @@ pub struct Stream {
     pub(crate) commands: mpsc::UnboundedSender<Command>,
     pub(crate) streamtype: StreamType,
     pub(crate) metadata: Arc<MetadataStore>,
+    /// The stream runs at an SS proxy: metadata is also sent there
+    pub(crate) proxied: bool,
 }
 
 impl Stream {
@@ -174,7 +179,12 @@ impl Stream {
 
     /// Sets metadata `name`; used from the next connection on
     pub fn set_metadata(&self, name: &str, value: impl Into<Bytes>) -> Result<(), MetadataError> {
-        self.metadata.set(&self.streamtype, name, value.into())
+        let value = value.into();
+        self.metadata.set(&self.streamtype, name, value.clone())?;
+        if self.proxied {
+            self.command(Command::Metadata(name.to_owned(), value));
+        }
+        Ok(())
     }
 
     /// The current value of metadata `name`
