@@ -200,3 +200,77 @@ async fn smd_across_the_proxy() {
         (SmdClass::NETWORK, &b"{\"trigger\":\"cpdcheck\"}"[..])
     );
 }
+
+/// An HTTP server that answers one request with `x-reply: hi` and "ok", reporting the request
+async fn http_once() -> (u16, tokio::sync::oneshot::Receiver<String>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut req = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            req.extend_from_slice(&buf[..n]);
+        }
+        let _ = tx.send(String::from_utf8_lossy(&req).into_owned());
+        s.write_all(
+            b"HTTP/1.1 200 OK\r\nx-reply: hi\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+        )
+        .await
+        .unwrap();
+    });
+    (port, rx)
+}
+
+#[tokio::test]
+async fn h1_through_the_proxy_with_metadata_both_ways() {
+    let (port, request) = http_once().await;
+    let policy = format!(
+        r#"{{ "s": [{{ "web": {{ "endpoint": "127.0.0.1", "port": {port}, "protocol": "h1",
+               "http_method": "GET", "http_url": "page",
+               "metadata": [{{ "test": "x-test:" }}, {{ "reply": "x-reply:" }}] }} }}] }}"#
+    );
+    let name = unique();
+    let _proxy = start_proxy(&policy, &name).await;
+    let client = Context::builder()
+        .proxy(ProxyAddr::Abstract(name))
+        .build()
+        .unwrap();
+    let (stream, mut events) = client.open("web").unwrap();
+    stream.set_metadata("test", "from-client").unwrap();
+    stream.request_tx();
+    let mut seen = Vec::new();
+    let mut body = Vec::new();
+    loop {
+        match tokio::time::timeout(LIMIT, events.next())
+            .await
+            .expect("in time")
+            .expect("alive")
+        {
+            StreamEvent::State(State::QOS_ACK_REMOTE, _) => break,
+            StreamEvent::State(s, _) => seen.push(format!("{s}")),
+            StreamEvent::Metadata(n, v) => {
+                seen.push(format!("{n}={}", String::from_utf8_lossy(&v)))
+            }
+            StreamEvent::Rx(d, _) => body.extend_from_slice(&d),
+            other => panic!("{other:?}"),
+        }
+    }
+    let req = request.await.unwrap();
+    assert!(req.starts_with("GET /page HTTP/1.1\r\n"), "{req}");
+    assert!(req.contains("x-test: from-client\r\n"), "{req}");
+    assert_eq!(body, b"ok");
+    let connected = seen
+        .iter()
+        .position(|s| s == "LWSSSCS_CONNECTED")
+        .expect("CONNECTED");
+    let reply = seen
+        .iter()
+        .position(|s| s == "reply=hi")
+        .unwrap_or_else(|| panic!("metadata came back: {seen:?}"));
+    assert!(reply < connected, "metadata precedes CONNECTED: {seen:?}");
+    assert_eq!(stream.metadata("reply").unwrap(), "hi");
+}

@@ -54,6 +54,8 @@ async fn until_verdict(events: &mut StreamEvents) -> (Vec<State>, Vec<u8>, Vec<F
                 body.extend_from_slice(&d);
                 flags.push(f);
             }
+            // Captured metadata is checked through `Stream::metadata`.
+            StreamEvent::Metadata(..) => {}
             other => panic!("{other:?}"),
         }
     }

@@ -9,8 +9,9 @@
 //!   ONWARD_CONNECT connects; TIMEOUT_UPDATE starts (0: the policy's `timeout_ms`) or cancels
 //!   (`u32::MAX`) the stream timeout; TXCR_UPDATE is accepted and has no effect (no h2 yet);
 //!   DESTROYING hangs up, as C does.
-//! * stream → client: every state as CONNSTATE, payload as RX_PAYLOAD (split into frames of at
-//!   most [`MAX_RX_CHUNK`] bytes, SOM on the first piece and EOM on the last).
+//! * stream → client: every state as CONNSTATE, captured metadata as METADATA, payload as
+//!   RX_PAYLOAD (split into frames of at most [`MAX_RX_CHUNK`] bytes, SOM on the first piece
+//!   and EOM on the last).
 //!
 //! A malformed frame, a frame of the wrong direction or a second STREAMTYPE closes that link
 //! only. Closing the link destroys the stream (its last states are not delivered, as in C).
@@ -19,7 +20,8 @@
 //! does not read stops the proxy reading the onward connection; payload from the client is
 //! read only as fast as the onward stream takes it.
 //!
-//! Not yet: captured metadata back to the client (0x59), PERF (0x5B), and tx credit.
+//! Metadata the onward stream captures (e.g. mapped response headers) goes back as METADATA
+//! (0x59) before the state it came with. Not yet: PERF (0x5B) and tx credit.
 
 use std::future::Future;
 use std::io;
@@ -173,6 +175,10 @@ where
                     send(&mut wr, &mut out, &Frame::ConnState(ConnState { state, ack })).await?;
                 }
                 Some(StreamEvent::Rx(data, flags)) => send_rx(&mut wr, &mut out, data, flags).await?,
+                Some(StreamEvent::Metadata(name, value)) => {
+                    let m = wire::Metadata { name: Bytes::from(name), value };
+                    send(&mut wr, &mut out, &Frame::RxMetadata(m)).await?;
+                }
             },
         }
     }

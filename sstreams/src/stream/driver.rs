@@ -310,7 +310,16 @@ impl Driver {
 
     async fn on_bind(&mut self, e: BindEvent) {
         match e {
-            BindEvent::Metadata(items) => self.metadata.capture(&self.streamtype, items),
+            BindEvent::Metadata(items) => {
+                if let Face::Channel { events, .. } = &mut self.face {
+                    for (name, value) in &items {
+                        let _ = events
+                            .send(StreamEvent::Metadata(name.clone(), value.clone()))
+                            .await;
+                    }
+                }
+                self.metadata.capture(&self.streamtype, items);
+            }
             BindEvent::Connected => {
                 if let Some(c) = &mut self.conn {
                     c.connected = true;

@@ -225,6 +225,9 @@ pub enum StreamEvent {
     State(State, u32),
     /// Payload from the peer
     Rx(Bytes, PayloadFlags),
+    /// The peer supplied a metadata value (e.g. a response header the policy maps); it is
+    /// also readable with [`Stream::metadata`]. Comes before the state or payload it goes with.
+    Metadata(String, Bytes),
 }
 
 /// The events of a stream opened with [`Context::open`](crate::Context::open)

@@ -219,6 +219,10 @@ impl Proxied {
                     Frame::RxPayload(p) => self.deliver_rx(p.data, p.flags, pending).await,
                     Frame::RxMetadata(m) => {
                         let name = String::from_utf8_lossy(&m.name).into_owned();
+                        if let Face::Channel { events, .. } = &mut self.face {
+                            let event = StreamEvent::Metadata(name.clone(), m.value.clone());
+                            let _ = events.send(event).await;
+                        }
                         self.metadata
                             .capture(&self.streamtype, vec![(name, m.value)]);
                         StateReturn::Ok
