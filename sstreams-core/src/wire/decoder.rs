@@ -3,8 +3,8 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::{
-    Direction, Frame, FrameType, HEADER_LEN, MAX_BODY_LEN, MAX_STREAMTYPE_NAME_LEN,
-    MalformedFrame, PAYLOAD_HEADER_LEN, WireError,
+    Direction, Frame, FrameType, HEADER_LEN, MAX_BODY_LEN, MAX_STREAMTYPE_NAME_LEN, MalformedFrame,
+    PAYLOAD_HEADER_LEN, WireError,
 };
 
 /// Incremental frame decoder for one direction of one link

@@ -96,7 +96,9 @@ impl CreateResult {
 
     /// The non-empty names of the rideshare list, in order
     pub fn rideshare_names(&self) -> impl Iterator<Item = &[u8]> {
-        self.rideshares.split(|&b| b == b',').filter(|n| !n.is_empty())
+        self.rideshares
+            .split(|&b| b == b',')
+            .filter(|n| !n.is_empty())
     }
 }
 
@@ -151,7 +153,10 @@ impl Payload {
     }
 
     fn validate(&self) -> Result<(), EncodeError> {
-        match (&self.rideshare, self.flags.contains(PayloadFlags::RIDESHARE)) {
+        match (
+            &self.rideshare,
+            self.flags.contains(PayloadFlags::RIDESHARE),
+        ) {
             (None, false) => Ok(()),
             (Some(r), true) if (1..=MAX_RIDESHARE_NAME_LEN).contains(&r.len()) => Ok(()),
             (Some(r), true) => Err(EncodeError::RideshareName { len: r.len() }),
@@ -186,7 +191,10 @@ impl Payload {
             let start = PAYLOAD_HEADER_LEN + 1;
             let end = start + usize::from(r);
             if r == 0 || usize::from(r) > MAX_RIDESHARE_NAME_LEN || end > len {
-                return Err(MalformedFrame::RideshareLength { len: r, body_len: len });
+                return Err(MalformedFrame::RideshareLength {
+                    len: r,
+                    body_len: len,
+                });
             }
             (Some(body.slice(start..end)), body.slice(end..))
         } else {
