@@ -510,6 +510,32 @@ fn real_c_client_against_scripted_proxy() {
     check_capture(P2C, &p2c, &p2c_frames);
 }
 
+#[test]
+fn unreachable_endpoint_states() {
+    // §9: CONNECTING, UNREACHABLE; then POLL, CONNECTING, UNREACHABLE, ALL_RETRIES_FAILED;
+    // §5.3: UNREACHABLE because the DNS server was unreachable carries ack 1.
+    let bytes = hex(
+        "57 00 05 06 00 00 00 00; 57 00 05 03 00 00 00 00; 57 00 05 08 00 00 00 00;
+         57 00 05 06 00 00 00 00; 57 00 05 03 00 00 00 00; 57 00 05 09 00 00 00 00;
+         57 00 05 03 00 00 00 01",
+    );
+    let expected = [6, 3, 8, 6, 3, 9].map(|s| conn_state(s, 0));
+    let mut expected = expected.to_vec();
+    expected.push(conn_state(3, 1));
+    check_capture(P2C, &bytes, &expected);
+}
+
+#[test]
+fn reading_straight_into_the_buffer() {
+    let mut d = Decoder::client_side();
+    d.buffer_mut()
+        .extend_from_slice(&hex("57 00 05 05 00 00 00 00 58 00"));
+    assert_eq!(d.poll_frame(), Ok(Some(conn_state(5, 0))));
+    assert_eq!(d.poll_frame(), Ok(None));
+    d.buffer_mut().extend_from_slice(&hex("04 00 00 00 01"));
+    assert_eq!(d.poll_frame(), Ok(Some(Frame::RxCreditUpdate(1))));
+}
+
 // Payload details (§5.4) ------------------------------------------------------------------
 
 #[test]
