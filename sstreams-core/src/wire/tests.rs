@@ -1033,7 +1033,7 @@ proptest! {
     }
 
     #[test]
-    fn frames_with_a_plausible_header_are_mostly_decodable(
+    fn complete_frames_decode_or_are_malformed_never_incomplete(
         code in prop_oneof![0x55u8..=0x5b, 0xaau8..=0xb3],
         body in proptest::collection::vec(any::<u8>(), 0..64),
     ) {
