@@ -21,7 +21,9 @@ use super::{
 /// Memory: the buffer holds the bytes of the last `handle_bytes` call plus at most one
 /// incomplete frame, which is at most `3 + max_body_len` bytes (65538 by default). A header
 /// announcing a longer body is malformed as soon as its 3 bytes are in; nothing is reserved
-/// for it.
+/// for it. Decoded frames share the buffer's allocation (their byte fields are slices of it):
+/// copy a field that is kept for long, such as a metadata value, so that it does not pin the
+/// whole read buffer.
 #[derive(Debug)]
 pub struct Decoder {
     direction: Direction,
@@ -79,6 +81,15 @@ impl Decoder {
         if self.failed.is_none() {
             self.buf.extend_from_slice(bytes);
         }
+    }
+
+    /// The receive buffer, to read into directly instead of calling
+    /// [`handle_bytes`](Self::handle_bytes) (e.g. with tokio's `AsyncReadExt::read_buf`)
+    ///
+    /// Append only: bytes already in the buffer belong to an incomplete frame. The caller
+    /// decides how much to reserve, and so bounds the memory.
+    pub fn buffer_mut(&mut self) -> &mut BytesMut {
+        &mut self.buf
     }
 
     /// The next complete frame, `Ok(None)` if more bytes are needed
