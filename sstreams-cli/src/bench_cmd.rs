@@ -21,6 +21,8 @@ pub(crate) enum BenchCommand {
     Smd(SmdBenchArgs),
     /// h1 streams against plain hyper: sequential GETs/s and bulk MB/s
     H1(crate::bench_h1::H1BenchArgs),
+    /// The SS proxy: bulk MB/s against a bare Unix-socket copy, round-trip latency, SMD rate
+    Proxy(crate::bench_proxy::ProxyBenchArgs),
 }
 
 /// Options of `bench smd`
@@ -38,6 +40,7 @@ pub(crate) fn run(cmd: BenchCommand) -> ExitCode {
     match cmd {
         BenchCommand::Smd(args) => bench_smd(&args),
         BenchCommand::H1(args) => crate::bench_h1::run(&args),
+        BenchCommand::Proxy(args) => crate::bench_proxy::run(&args),
     }
 }
 

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod bench_cmd;
 mod bench_h1;
+mod bench_proxy;
 mod demo_cmd;
 mod get_cmd;
 mod policy_cmd;

@@ -12,7 +12,7 @@ use super::{BindContext, BindEvent};
 use crate::transport::Transport;
 
 /// Most bytes delivered in one rx
-pub const READ_CHUNK: usize = 16 * 1024;
+pub const READ_CHUNK: usize = 64 * 1024;
 
 /// Runs one raw connection until either side closes it
 pub async fn run(mut cx: BindContext, transport: Transport) {

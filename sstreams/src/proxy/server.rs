@@ -42,6 +42,9 @@ use crate::{Context, StreamEvent, StreamOptions};
 /// How long a new link may take to send STREAMTYPE (C: 3 s)
 pub const STREAMTYPE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Bytes reserved per socket read (the decoder keeps what a frame needs)
+const READ_SIZE: usize = 128 * 1024;
+
 /// Most payload bytes in one RX_PAYLOAD frame
 pub const MAX_RX_CHUNK: usize = MAX_BODY_LEN - PAYLOAD_HEADER_LEN;
 
@@ -101,15 +104,11 @@ where
 {
     let (mut rd, mut wr) = tokio::io::split(io);
     let mut decoder = Decoder::proxy_side();
-    let mut buf = BytesMut::with_capacity(16 * 1024);
-    let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut out = BytesMut::with_capacity(READ_SIZE);
 
-    let first = tokio::time::timeout(
-        STREAMTYPE_TIMEOUT,
-        next_frame(&mut rd, &mut decoder, &mut buf),
-    )
-    .await
-    .map_err(|_| LinkError::NoStreamType(STREAMTYPE_TIMEOUT))??;
+    let first = tokio::time::timeout(STREAMTYPE_TIMEOUT, next_frame(&mut rd, &mut decoder))
+        .await
+        .map_err(|_| LinkError::NoStreamType(STREAMTYPE_TIMEOUT))??;
     let Some(Frame::StreamType(st)) = first else {
         return Err(LinkError::Protocol(format!(
             "expected STREAMTYPE first, got {first:?}"
@@ -161,13 +160,12 @@ where
                 return Ok(());
             }
         }
+        decoder.buffer_mut().reserve(READ_SIZE);
         tokio::select! {
-            n = rd.read_buf(&mut buf) => {
+            n = rd.read_buf(decoder.buffer_mut()) => {
                 if n? == 0 {
                     return Ok(());
                 }
-                decoder.handle_bytes(&buf);
-                buf.clear();
             }
             event = events.next() => match event {
                 None => return Ok(()),
@@ -214,17 +212,15 @@ fn apply(stream: &crate::Stream, frame: Frame) -> Result<bool, LinkError> {
 async fn next_frame<R: AsyncRead + Unpin>(
     rd: &mut R,
     decoder: &mut Decoder,
-    buf: &mut BytesMut,
 ) -> Result<Option<Frame>, LinkError> {
     loop {
         if let Some(f) = decoder.poll_frame()? {
             return Ok(Some(f));
         }
-        if rd.read_buf(buf).await? == 0 {
+        decoder.buffer_mut().reserve(READ_SIZE);
+        if rd.read_buf(decoder.buffer_mut()).await? == 0 {
             return Ok(None);
         }
-        decoder.handle_bytes(buf);
-        buf.clear();
     }
 }
 
@@ -241,13 +237,14 @@ async fn send<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// Sends payload as RX_PAYLOAD frames of at most [`MAX_RX_CHUNK`] bytes
+/// Sends payload as RX_PAYLOAD frames of at most [`MAX_RX_CHUNK`] bytes, in one write
 async fn send_rx<W: AsyncWrite + Unpin>(
     wr: &mut W,
     out: &mut BytesMut,
     data: Bytes,
     flags: PayloadFlags,
 ) -> Result<(), LinkError> {
+    out.clear();
     let pieces = data.len().div_ceil(MAX_RX_CHUNK).max(1);
     for i in 0..pieces {
         let piece = data.slice(i * MAX_RX_CHUNK..((i + 1) * MAX_RX_CHUNK).min(data.len()));
@@ -260,7 +257,11 @@ async fn send_rx<W: AsyncWrite + Unpin>(
         }
         let mut p = Payload::new(f, piece);
         p.timestamp_us = crate::clock::monotonic_us();
-        send(wr, out, &Frame::RxPayload(p)).await?;
+        let frame = Frame::RxPayload(p);
+        frame
+            .encode(out)
+            .map_err(|e| LinkError::Protocol(format!("cannot encode {frame:?}: {e}")))?;
     }
+    wr.write_all(out).await?;
     Ok(())
 }

@@ -32,6 +32,8 @@ use crate::transport::Transport;
 
 /// Wait between link attempts (C: 1 s, fixed)
 pub const LINK_RETRY: Duration = Duration::from_secs(1);
+/// Bytes reserved per socket read
+const READ_SIZE: usize = 128 * 1024;
 /// How long the proxy may take to answer STREAMTYPE (C: 3 s)
 pub const CREATE_RESULT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -171,10 +173,7 @@ impl Proxied {
             return LinkEnd::Retry;
         }
         let mut decoder = Decoder::client_side();
-        let mut buf = BytesMut::with_capacity(16 * 1024);
-        let first =
-            tokio::time::timeout(CREATE_RESULT_TIMEOUT, next(&mut io, &mut decoder, &mut buf))
-                .await;
+        let first = tokio::time::timeout(CREATE_RESULT_TIMEOUT, next(&mut io, &mut decoder)).await;
         match first {
             Ok(Ok(Some(Frame::CreateResult(r)))) if r.is_ok() => {}
             _ => return LinkEnd::Retry,
@@ -236,12 +235,10 @@ impl Proxied {
                     _ => continue,
                 }
             }
+            decoder.buffer_mut().reserve(READ_SIZE);
             tokio::select! {
-                n = io.read_buf(&mut buf) => match n {
-                    Ok(n) if n > 0 => {
-                        decoder.handle_bytes(&buf);
-                        buf.clear();
-                    }
+                n = io.read_buf(decoder.buffer_mut()) => match n {
+                    Ok(n) if n > 0 => {}
                     _ => return self.link_lost(connected, pending).await,
                 },
                 c = self.commands.recv() => match c {
@@ -447,17 +444,14 @@ async fn write(io: &mut Transport, out: &mut BytesMut, frames: &[Frame]) -> std:
 async fn next(
     io: &mut Transport,
     decoder: &mut Decoder,
-    buf: &mut BytesMut,
 ) -> Result<Option<Frame>, wire::MalformedFrame> {
     loop {
         if let Some(f) = decoder.poll_frame()? {
             return Ok(Some(f));
         }
-        match io.read_buf(buf).await {
-            Ok(n) if n > 0 => {
-                decoder.handle_bytes(buf);
-                buf.clear();
-            }
+        decoder.buffer_mut().reserve(READ_SIZE);
+        match io.read_buf(decoder.buffer_mut()).await {
+            Ok(n) if n > 0 => {}
             _ => return Ok(None),
         }
     }

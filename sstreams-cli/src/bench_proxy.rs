@@ -1,0 +1,313 @@
+//! `sstreams bench proxy`: what going through the SS proxy costs, measured in one run
+//!
+//! Everything runs in this process on loopback: a TCP server, the proxy (on an abstract Unix
+//! socket) and the clients. Reported side by side:
+//!
+//! * bulk MB/s of a raw stream receiving a large body: through the proxy, direct, and a bare
+//!   Unix-socket copy of the same size (the ceiling);
+//! * small-message round trips (32 bytes echoed): per second and p50/p99 latency, direct and
+//!   proxied, and the latency the proxy adds at p50;
+//! * SMD messages per second from the proxy's bus to a proxied `_lws_smd` stream.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::Args;
+use sstreams::proxy::listen::{ListenOptions, ProxyAddr, ProxyListener};
+use sstreams::proxy::server;
+use sstreams::smd::SmdClass;
+use sstreams::stream::{ConnState, Flags};
+use sstreams::{Context, StreamEvent, StreamOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Options of `bench proxy`
+#[derive(Debug, Args)]
+pub(crate) struct ProxyBenchArgs {
+    /// Size of the bulk body, in MiB
+    #[arg(long, default_value_t = 256)]
+    bulk_mib: u64,
+    /// Small-message round trips per client
+    #[arg(long, default_value_t = 20_000)]
+    round_trips: u32,
+    /// SMD messages sent to the proxied stream
+    #[arg(long, default_value_t = 100_000)]
+    smd_messages: u32,
+    /// Rounds of the bulk measurements (the best of each is reported)
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+}
+
+const CHUNK: usize = 64 * 1024;
+const SMALL: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+pub(crate) fn run(args: &ProxyBenchArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(bench(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bench(args: &ProxyBenchArgs) -> Result<(), String> {
+    let bulk_len = args.bulk_mib * 1024 * 1024;
+    let bulk = bulk_server(bulk_len).await?;
+    let echo = echo_server().await?;
+    let policy = format!(
+        r#"{{ "s": [ {{ "bulk": {{ "endpoint": "{}", "port": {}, "protocol": "raw" }} }},
+                     {{ "echo": {{ "endpoint": "{}", "port": {}, "protocol": "raw" }} }} ] }}"#,
+        bulk.ip(),
+        bulk.port(),
+        echo.ip(),
+        echo.port()
+    );
+    let direct = Context::builder()
+        .policy_json(&policy)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let name = format!("sstreams-bench-proxy-{}", std::process::id());
+    let listener = ProxyListener::bind(ProxyAddr::Abstract(name.clone()), ListenOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(server::serve(
+        direct.clone(),
+        listener,
+        std::future::pending(),
+    ));
+    let proxied = Context::builder()
+        .proxy(ProxyAddr::Abstract(name))
+        .build()
+        .map_err(|e| e.to_string())?;
+
+    println!(
+        "proxy: {} MiB bulk, {} round trips of {} bytes, {} SMD messages",
+        args.bulk_mib,
+        args.round_trips,
+        SMALL.len(),
+        args.smd_messages
+    );
+    // Interleaved rounds, best of each, so a noisy patch of the machine hits all alike.
+    let (mut bare, mut d_bulk, mut p_bulk) = (0f64, 0f64, 0f64);
+    for _ in 0..args.rounds.max(1) {
+        bare = bare.max(bare_unix(bulk_len).await?);
+        d_bulk = d_bulk.max(stream_bulk(&direct, bulk_len).await?);
+        p_bulk = p_bulk.max(stream_bulk(&proxied, bulk_len).await?);
+    }
+    println!("{:<36} {:>10} {:>10}", "bulk MB/s", "MB/s", "of bare");
+    for (what, v) in [
+        ("bare Unix-socket copy", bare),
+        ("direct stream", d_bulk),
+        ("through the proxy", p_bulk),
+    ] {
+        println!("{what:<36} {v:>10.0} {:>9.1}%", v / bare * 100.0);
+    }
+
+    let d = round_trips(&direct, args.round_trips).await?;
+    let p = round_trips(&proxied, args.round_trips).await?;
+    println!(
+        "{:<36} {:>10} {:>10} {:>10}",
+        "round trips", "per s", "p50 µs", "p99 µs"
+    );
+    for (what, r) in [("direct stream", &d), ("through the proxy", &p)] {
+        println!(
+            "{what:<36} {:>10.0} {:>10.1} {:>10.1}",
+            r.per_s, r.p50_us, r.p99_us
+        );
+    }
+    println!(
+        "{:<36} {:>21.1}",
+        "added p50 latency, µs",
+        p.p50_us - d.p50_us
+    );
+
+    let smd = smd_rate(&direct, &proxied, args.smd_messages).await?;
+    println!("{:<36} {smd:>10.0}", "SMD msgs/s, proxy bus → client");
+    Ok(())
+}
+
+async fn bulk_server(len: u64) -> Result<SocketAddr, String> {
+    let l = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = l.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let zeros = vec![0u8; CHUNK];
+                let mut left = len;
+                while left > 0 {
+                    let n = left.min(CHUNK as u64) as usize;
+                    if s.write_all(&zeros[..n]).await.is_err() {
+                        return;
+                    }
+                    left -= n as u64;
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+async fn echo_server() -> Result<SocketAddr, String> {
+    let l = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = l.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let _ = s.set_nodelay(true);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// The ceiling: the same bytes over a Unix socket pair, no framing
+async fn bare_unix(len: u64) -> Result<f64, String> {
+    let (mut a, mut b) = tokio::net::UnixStream::pair().map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let writer = tokio::spawn(async move {
+        let zeros = vec![0u8; CHUNK];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(CHUNK as u64) as usize;
+            a.write_all(&zeros[..n]).await?;
+            left -= n as u64;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let mut buf = vec![0u8; CHUNK];
+    let mut got = 0u64;
+    while got < len {
+        let n = b.read(&mut buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+    }
+    writer
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok(got as f64 / 1e6 / start.elapsed().as_secs_f64())
+}
+
+async fn stream_bulk(cx: &Context, len: u64) -> Result<f64, String> {
+    let (stream, mut events) = cx.open("bulk").map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    stream.connect();
+    let mut got = 0u64;
+    while got < len {
+        match tokio::time::timeout(Duration::from_secs(60), events.next()).await {
+            Ok(Some(StreamEvent::Rx(d, _))) => got += d.len() as u64,
+            Ok(Some(StreamEvent::State(ConnState::ALL_RETRIES_FAILED, _))) | Ok(None) => {
+                return Err("bulk stream failed".into());
+            }
+            Ok(Some(_)) => {}
+            Err(_) => return Err("bulk stream stalled".into()),
+        }
+    }
+    Ok(got as f64 / 1e6 / start.elapsed().as_secs_f64())
+}
+
+struct Rtt {
+    per_s: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+async fn round_trips(cx: &Context, n: u32) -> Result<Rtt, String> {
+    let (stream, mut events) = cx.open("echo").map_err(|e| e.to_string())?;
+    stream.connect();
+    loop {
+        match events.next().await {
+            Some(StreamEvent::State(ConnState::CONNECTED, _)) => break,
+            Some(_) => {}
+            None => return Err("echo stream ended".into()),
+        }
+    }
+    let mut lat = Vec::with_capacity(n as usize);
+    let start = Instant::now();
+    for _ in 0..n {
+        let t = Instant::now();
+        stream.send(Bytes::from_static(SMALL), Flags::empty());
+        let mut got = 0;
+        while got < SMALL.len() {
+            match tokio::time::timeout(Duration::from_secs(10), events.next()).await {
+                Ok(Some(StreamEvent::Rx(d, _))) => got += d.len(),
+                Ok(Some(_)) => {}
+                _ => return Err("echo stalled".into()),
+            }
+        }
+        lat.push(t.elapsed());
+    }
+    let total = start.elapsed();
+    lat.sort_unstable();
+    let pct =
+        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e6;
+    Ok(Rtt {
+        per_s: f64::from(n) / total.as_secs_f64(),
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+    })
+}
+
+async fn smd_rate(proxy: &Context, client: &Context, n: u32) -> Result<f64, String> {
+    let class = SmdClass::from_bits(1 << 25);
+    let mut options = StreamOptions::default();
+    options.tx_credit(class.bits() as i32);
+    let (_stream, mut events) = client
+        .open_with(sstreams::smd::STREAMTYPE_NAME, options)
+        .map_err(|e| e.to_string())?;
+    loop {
+        match events.next().await {
+            Some(StreamEvent::State(ConnState::CONNECTED, _)) => break,
+            Some(_) => {}
+            None => return Err("smd stream ended".into()),
+        }
+    }
+    let bus = proxy.smd().clone();
+    let start = Instant::now();
+    let poster = tokio::spawn(async move {
+        let mut sent = 0;
+        while sent < n {
+            match bus.post(class, b"{\"bench\":1}") {
+                Ok(_) => sent += 1,
+                // Full queue: let the link drain it.
+                Err(_) => tokio::task::yield_now().await,
+            }
+        }
+    });
+    let mut got = 0;
+    while got < n {
+        match tokio::time::timeout(Duration::from_secs(30), events.next()).await {
+            Ok(Some(StreamEvent::Rx(..))) => got += 1,
+            Ok(Some(_)) => {}
+            _ => return Err(format!("smd stalled after {got} messages")),
+        }
+    }
+    poster.await.map_err(|e| e.to_string())?;
+    Ok(f64::from(n) / start.elapsed().as_secs_f64())
+}
