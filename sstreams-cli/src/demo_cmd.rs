@@ -40,6 +40,14 @@ pub(crate) struct SmdDemoArgs {
     /// Interval between the stream side's messages, in microseconds
     #[arg(long, default_value_t = 1000)]
     interval_us: u64,
+    /// Run the `_lws_smd` stream through an SS proxy (the C example's `-client` build): an
+    /// in-process one, or the one at `--proxy`
+    #[arg(long)]
+    via_proxy: bool,
+    /// The proxy to use with `--via-proxy` (@name, /path or tcp:ADDR:PORT); default: start one
+    /// in this process
+    #[arg(long, requires = "via_proxy")]
+    proxy: Option<sstreams::proxy::listen::ProxyAddr>,
 }
 
 pub(crate) fn run(cmd: DemoCommand) -> ExitCode {
@@ -75,11 +83,17 @@ struct StreamCounts {
 
 fn run_smd(args: &SmdDemoArgs) -> ExitCode {
     println!(
-        "sstreams SMD demo (local): {} msgs at {}us interval",
-        args.count, args.interval_us
+        "sstreams SMD demo ({}): {} msgs at {}us interval",
+        if args.via_proxy {
+            "via the SS proxy"
+        } else {
+            "local"
+        },
+        args.count,
+        args.interval_us
     );
     let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()
     {
         Ok(rt) => rt,
@@ -142,11 +156,32 @@ async fn smd_demo(args: &SmdDemoArgs) -> bool {
             }
         }
     };
-    let cx = match Context::builder()
+    // Via a proxy: the stream lives at the proxy, and what it receives is forwarded into this
+    // process's bus (C `lws_smd_ss_rx_forward`), where the direct participant sees it.
+    let mut _proxy = None;
+    let proxy_addr = match (args.via_proxy, &args.proxy) {
+        (false, _) => None,
+        (true, Some(addr)) => Some(addr.clone()),
+        (true, None) => match start_proxy().await {
+            Ok((cx, addr)) => {
+                _proxy = Some(cx);
+                Some(addr)
+            }
+            Err(e) => {
+                println!("proxy: {e}");
+                return false;
+            }
+        },
+    };
+    let mut builder = Context::builder();
+    builder
         .policy(Policy::builtin_default())
-        .smd_participant(SmdClass::ALL, participant)
-        .build()
-    {
+        .smd_participant(SmdClass::ALL, participant);
+    if let Some(addr) = &proxy_addr {
+        println!("myss: via the SS proxy at {addr}");
+        builder.proxy(addr.clone());
+    }
+    let cx = match builder.build() {
         Ok(cx) => cx,
         Err(e) => {
             println!("context: {e}");
@@ -172,7 +207,8 @@ async fn smd_demo(args: &SmdDemoArgs) -> bool {
             return false;
         }
     };
-    let stream = stream_side(stream, events, args).await;
+    let forward = args.via_proxy.then(|| cx.smd().clone());
+    let stream = stream_side(stream, events, args, forward).await;
     let direct_done = done_rx.await.is_ok();
     let stats = cx.smd().stats();
     drop(cx);
@@ -185,8 +221,14 @@ async fn smd_demo(args: &SmdDemoArgs) -> bool {
     println!("direct: {direct:?}");
     println!("bus: {stats:?}");
 
-    // Direct: 14 states (PRE_PRIV_DROP…OPERATIONAL), its own cpdcheck, every stream tx, marker.
-    let want_direct = 14 + 1 + u64::from(args.count) + 1;
+    // Direct: 14 states (PRE_PRIV_DROP…OPERATIONAL), its own cpdcheck, then locally every
+    // stream tx and the marker; via a proxy only what the stream received and forwarded.
+    let forwarded = if args.via_proxy {
+        stream.tx_network
+    } else {
+        u64::from(args.count)
+    };
+    let want_direct = 14 + 1 + forwarded + 1;
     // Stream: its own NETWORK sends (it joined after OPERATIONAL and the cpdcheck), marker.
     let want_stream = stream.tx_network + 1;
     let mut ok = direct_done;
@@ -195,11 +237,13 @@ async fn smd_demo(args: &SmdDemoArgs) -> bool {
     ok &= check("stream rx count", stream.rx, want_stream);
     ok &= check("stream rx order violations", stream.out_of_order, 0);
     ok &= check("direct rx count", direct.total, want_direct);
-    ok &= check(
-        "direct INTERACTION count",
-        direct.interaction,
-        stream.tx - stream.tx_network,
-    );
+    // Locally the direct participant sees the INTERACTION messages; via a proxy they stay there.
+    let interaction = if args.via_proxy {
+        0
+    } else {
+        stream.tx - stream.tx_network
+    };
+    ok &= check("direct INTERACTION count", direct.interaction, interaction);
     ok
 }
 
@@ -217,7 +261,12 @@ enum Event {
 }
 
 /// The `_lws_smd` stream: states, periodic tx, and rx until the end marker
-async fn stream_side(stream: Stream, mut events: StreamEvents, args: &SmdDemoArgs) -> StreamCounts {
+async fn stream_side(
+    stream: Stream,
+    mut events: StreamEvents,
+    args: &SmdDemoArgs,
+    forward: Option<sstreams::smd::SmdBus>,
+) -> StreamCounts {
     let mut counts = StreamCounts::default();
     let interval = Duration::from_micros(args.interval_us);
     let mut next_tx = Instant::now();
@@ -241,6 +290,11 @@ async fn stream_side(stream: Stream, mut events: StreamEvents, args: &SmdDemoArg
                     break;
                 };
                 counts.rx += 1;
+                if let Some(bus) = &forward {
+                    if let Err(e) = bus.forward(header.class, header.timestamp_us, body, None) {
+                        println!("myss_rx: not forwarded: {e}");
+                    }
+                }
                 if header.class.intersects(SmdClass::INTERACTION) {
                     counts.rx_interaction += 1;
                 }
@@ -291,6 +345,25 @@ async fn stream_side(stream: Stream, mut events: StreamEvents, args: &SmdDemoArg
         }
     }
     counts
+}
+
+/// An SS proxy in this process, on a fresh abstract socket, serving the built-in policy
+async fn start_proxy() -> Result<(Context, sstreams::proxy::listen::ProxyAddr), String> {
+    use sstreams::proxy::listen::{ListenOptions, ProxyAddr, ProxyListener};
+    let cx = Context::builder()
+        .policy(Policy::builtin_default())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let addr = ProxyAddr::Abstract(format!("sstreams-demo-smd-{}", std::process::id()));
+    let listener = ProxyListener::bind(addr.clone(), ListenOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(sstreams::proxy::server::serve(
+        cx.clone(),
+        listener,
+        std::future::pending(),
+    ));
+    Ok((cx, addr))
 }
 
 /// An `_lws_smd` tx payload: the 16-byte header, then the body (C `lws_smd_ss_msg_printf`)

@@ -1,0 +1,66 @@
+//! `sstreams demo smd --via-proxy`: the `_lws_smd` stream through an in-process proxy, and
+//! through a separate `sstreams proxy` process
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn demo(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sstreams"))
+        .args(["demo", "smd"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.success(), text)
+}
+
+#[test]
+fn via_an_in_process_proxy() {
+    let (ok, text) = demo(&["--via-proxy", "--count", "40", "--interval-us", "0"]);
+    assert!(ok && text.contains("Completed: OK"), "{text}");
+    assert!(text.contains("via the SS proxy"), "{text}");
+}
+
+#[test]
+fn via_a_proxy_process() {
+    let name = format!("@sstreams-demo-proxy-{}", std::process::id());
+    let mut proxy = Command::new(env!("CARGO_BIN_EXE_sstreams"))
+        .args(["proxy", "--listen", &name])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = proxy.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&seen).contains("listening on") {
+        assert_eq!(
+            stderr.read(&mut byte).unwrap(),
+            1,
+            "proxy exited: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.push(byte[0]);
+    }
+    let (ok, text) = demo(&[
+        "--via-proxy",
+        "--proxy",
+        &name,
+        "--count",
+        "40",
+        "--interval-us",
+        "100",
+    ]);
+    let pid = rustix::process::Pid::from_raw(proxy.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(proxy.wait());
+    });
+    let status = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("proxy stops")
+        .unwrap();
+    assert!(ok && text.contains("Completed: OK"), "{text}");
+    assert!(status.success());
+}
