@@ -48,6 +48,13 @@ pub(crate) struct SmdDemoArgs {
     /// in this process
     #[arg(long, requires = "via_proxy")]
     proxy: Option<sstreams::proxy::listen::ProxyAddr>,
+    /// With `--via-proxy`: start four worker processes that send and check each other's
+    /// messages through the proxy (C `--multi`)
+    #[arg(long, requires = "via_proxy")]
+    multi: bool,
+    /// Internal: run as worker N of `--multi`
+    #[arg(long, hide = true, requires = "proxy")]
+    worker: Option<u32>,
 }
 
 pub(crate) fn run(cmd: DemoCommand) -> ExitCode {
@@ -105,6 +112,35 @@ fn run_smd(args: &SmdDemoArgs) -> ExitCode {
     let budget = Duration::from_micros(
         u64::from(args.count).saturating_mul(args.interval_us.saturating_add(50_000)),
     ) + Duration::from_secs(1);
+    if let (Some(me), Some(addr)) = (args.worker, &args.proxy) {
+        let ok = rt.block_on(crate::demo_multi::work(addr, me, args.count));
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    if args.multi {
+        let ok = rt.block_on(async {
+            let (_proxy, addr) = match &args.proxy {
+                Some(addr) => (None, addr.clone()),
+                None => match start_proxy().await {
+                    Ok((cx, addr)) => (Some(cx), addr),
+                    Err(e) => {
+                        println!("proxy: {e}");
+                        return false;
+                    }
+                },
+            };
+            crate::demo_multi::coordinate(&addr, args.count).await
+        });
+        println!("Completed: {}", if ok { "OK" } else { "FAIL" });
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     let ok = rt.block_on(async {
         match tokio::time::timeout(budget, smd_demo(args)).await {
             Ok(ok) => ok,

@@ -8,6 +8,7 @@ mod bench_cmd;
 mod bench_h1;
 mod bench_proxy;
 mod demo_cmd;
+mod demo_multi;
 mod get_cmd;
 mod policy_cmd;
 mod proxy_cmd;

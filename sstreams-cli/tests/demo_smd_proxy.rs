@@ -64,3 +64,17 @@ fn via_a_proxy_process() {
     assert!(ok && text.contains("Completed: OK"), "{text}");
     assert!(status.success());
 }
+
+#[test]
+fn multi_workers_exchange_messages_through_the_proxy() {
+    let (ok, text) = demo(&["--via-proxy", "--multi", "--count", "100"]);
+    assert!(ok && text.contains("Completed: OK"), "{text}");
+    for k in 0..4 {
+        assert!(
+            text.contains(&format!(
+                "worker {k}: received 100 messages from each of 4 workers, 0 out of order"
+            )),
+            "{text}"
+        );
+    }
+}
