@@ -28,6 +28,7 @@ mod decoder;
 mod error;
 mod frame;
 mod frame_type;
+mod link;
 
 #[cfg(test)]
 mod tests;
@@ -36,6 +37,7 @@ pub use decoder::Decoder;
 pub use error::{EncodeError, MalformedFrame, WireError};
 pub use frame::{ConnState, CreateResult, Frame, Metadata, Payload, StreamType};
 pub use frame_type::{Direction, FrameType};
+pub use link::{LinkViolation, ProxyAction, ProxyLink, ProxyLinkState, rideshare_list};
 
 /// Length in bytes of every frame header: type code and the 2-byte body length
 pub const HEADER_LEN: usize = 3;

@@ -31,7 +31,8 @@ use bytes::{Bytes, BytesMut};
 use sstreams_core::smd::STREAMTYPE_NAME;
 use sstreams_core::stream::PayloadFlags;
 use sstreams_core::wire::{
-    self, ConnState, CreateResult, Decoder, Frame, MAX_BODY_LEN, PAYLOAD_HEADER_LEN, Payload,
+    self, ConnState, CreateResult, Decoder, Frame, LinkViolation, MAX_BODY_LEN, PAYLOAD_HEADER_LEN,
+    Payload, ProxyAction, ProxyLink, rideshare_list,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinSet;
@@ -96,6 +97,8 @@ enum LinkError {
     NoStreamType(Duration),
     #[error("{0}")]
     Protocol(String),
+    #[error(transparent)]
+    Violation(#[from] LinkViolation),
 }
 
 async fn link<S>(cx: Context, io: S, peer: Peer) -> Result<(), LinkError>
@@ -106,58 +109,66 @@ where
     let mut decoder = Decoder::proxy_side();
     let mut out = BytesMut::with_capacity(READ_SIZE);
 
-    let first = tokio::time::timeout(STREAMTYPE_TIMEOUT, next_frame(&mut rd, &mut decoder))
-        .await
-        .map_err(|_| LinkError::NoStreamType(STREAMTYPE_TIMEOUT))??;
-    let Some(Frame::StreamType(st)) = first else {
-        return Err(LinkError::Protocol(format!(
-            "expected STREAMTYPE first, got {first:?}"
-        )));
+    let mut link = ProxyLink::new();
+    let wait = async {
+        loop {
+            let Some(frame) = next_frame(&mut rd, &mut decoder).await? else {
+                return Ok(None);
+            };
+            if let Some(ProxyAction::Create {
+                name,
+                pid,
+                tx_credit,
+            }) = link.handle_frame(frame)?
+            {
+                return Ok::<_, LinkError>(Some((name, pid, tx_credit)));
+            }
+        }
     };
-    let name = String::from_utf8_lossy(&st.name).into_owned();
+    let Some((name, pid, tx_credit)) = tokio::time::timeout(STREAMTYPE_TIMEOUT, wait)
+        .await
+        .map_err(|_| LinkError::NoStreamType(STREAMTYPE_TIMEOUT))??
+    else {
+        return Ok(());
+    };
     let mut options = StreamOptions::default();
     // For `_lws_smd` the credit field is the SMD class mask; otherwise it is advisory.
-    options.tx_credit(st.tx_credit as i32);
+    options.tx_credit(tx_credit as i32);
     let (stream, mut events) = match cx.open_with(&name, options) {
         Ok(s) => s,
         Err(e) => {
             tracing::info!("SS proxy: {peer} asked for {name:?}: {e}");
-            send(
-                &mut wr,
-                &mut out,
-                &Frame::CreateResult(CreateResult::failed()),
-            )
-            .await?;
+            link.handle_created(false);
+            let failed = Frame::CreateResult(CreateResult::failed());
+            send(&mut wr, &mut out, &failed).await?;
             return Ok(());
         }
     };
-    tracing::info!("SS proxy: {peer} (pid {}) created stream {name}", st.pid);
-    let created = if name == STREAMTYPE_NAME {
-        CreateResult {
-            result: 0,
-            client_buflen: 0,
-            rideshares: Bytes::from_static(b",(null)"),
-        }
+    tracing::info!("SS proxy: {peer} (pid {pid}) created stream {name}");
+    let st = stream.streamtype();
+    let client_buflen = if name == STREAMTYPE_NAME {
+        0
     } else {
-        let mut chain = format!(",{name}");
-        if let Some(r) = &stream.streamtype().spec().rideshare {
-            chain.push(',');
-            chain.push_str(r);
-        }
-        let client_buflen = stream.streamtype().buffers().client_buflen;
-        CreateResult {
-            result: 0,
-            client_buflen,
-            rideshares: Bytes::from(chain),
-        }
+        st.buffers().client_buflen
+    };
+    let rideshares = rideshare_list(&name, st.spec().rideshare.as_deref());
+    let created = CreateResult {
+        result: 0,
+        client_buflen,
+        rideshares,
     };
     send(&mut wr, &mut out, &Frame::CreateResult(created)).await?;
+    link.handle_created(true);
 
     loop {
         // Frames already read (e.g. sent together with STREAMTYPE) go first.
         while let Some(frame) = decoder.poll_frame()? {
-            if !apply(&stream, frame)? {
-                return Ok(());
+            match link.handle_frame(frame) {
+                Ok(Some(action)) => apply(&stream, action),
+                Ok(None) => {}
+                // The client hangs up this way (C clients just close the link).
+                Err(LinkViolation::Destroying) => return Ok(()),
+                Err(v) => return Err(v.into()),
             }
         }
         decoder.buffer_mut().reserve(READ_SIZE);
@@ -182,30 +193,24 @@ where
     }
 }
 
-/// Applies one client frame to the stream; `false` when the client asked to hang up
-fn apply(stream: &crate::Stream, frame: Frame) -> Result<bool, LinkError> {
-    match frame {
-        Frame::TxPayload(p) => stream.send(p.data, p.flags),
-        Frame::TxMetadata(m) => {
+/// Carries out what a client frame asked for
+fn apply(stream: &crate::Stream, action: ProxyAction) {
+    match action {
+        ProxyAction::Payload(p) => stream.send(p.data, p.flags),
+        ProxyAction::Metadata(m) => {
             let name = String::from_utf8_lossy(&m.name);
             if let Err(e) = stream.set_metadata(&name, m.value) {
                 tracing::info!("SS proxy: {e}");
             }
         }
-        Frame::PayloadLengthHint(n) => stream.request_tx_len(u64::from(n)),
-        Frame::OnwardConnect => stream.connect(),
-        Frame::TimeoutUpdate(0) => stream.start_timeout(None),
-        Frame::TimeoutUpdate(u32::MAX) => stream.cancel_timeout(),
-        Frame::TimeoutUpdate(ms) => {
-            stream.start_timeout(Some(Duration::from_millis(u64::from(ms))))
-        }
-        // Credit only matters for h2 onward streams, which come later.
-        Frame::TxCreditUpdate(_) => {}
-        Frame::Destroying => return Ok(false),
-        Frame::StreamType(_) => return Err(LinkError::Protocol("a second STREAMTYPE".into())),
-        other => return Err(LinkError::Protocol(format!("unexpected frame {other:?}"))),
+        ProxyAction::LengthHint(n) => stream.request_tx_len(u64::from(n)),
+        ProxyAction::Connect => stream.connect(),
+        ProxyAction::StartTimeout(t) => stream.start_timeout(t),
+        ProxyAction::CancelTimeout => stream.cancel_timeout(),
+        // Credit only matters for h2 onward streams, which come later; `Create` is handled
+        // before the link is operational.
+        _ => {}
     }
-    Ok(true)
 }
 
 /// Reads until one frame is complete; `None` if the client closed first
