@@ -265,6 +265,62 @@ async fn proxy_killed_and_restarted() {
     assert_eq!(data, b"after");
 }
 
+/// A stream the app only connected (it sends nothing later) is connected again on the new
+/// proxy after a restart, as a direct stream reconnects and as the C client does (it sends
+/// ONWARD_CONNECT again on every new link)
+#[tokio::test]
+async fn connected_stream_reconnects_after_proxy_restart_without_app_action() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let port = echo_server().await;
+    let name = unique("reconnect");
+    let proxy = Proxy::start(&echo_policy(port), &name, ListenOptions::default()).await;
+    let client = Context::builder()
+        .proxy(ProxyAddr::Abstract(name.clone()))
+        .build()
+        .unwrap();
+    let (stream, mut events) = client.open("echo").unwrap();
+    stream.connect();
+    let mut states = Vec::new();
+    while states.last() != Some(&State::CONNECTED) {
+        match event(&mut events).await {
+            StreamEvent::State(s, _) => states.push(s),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        states,
+        [State::CREATING, State::CONNECTING, State::CONNECTED]
+    );
+    proxy.kill().await;
+    assert!(matches!(
+        event(&mut events).await,
+        StreamEvent::State(State::DISCONNECTED, _)
+    ));
+    assert!(matches!(
+        event(&mut events).await,
+        StreamEvent::State(State::UPSTREAM_LINK_RETRY, _)
+    ));
+    let _proxy = Proxy::start(&echo_policy(port), &name, ListenOptions::default()).await;
+    let mut states = Vec::new();
+    while states.last() != Some(&State::CONNECTED) {
+        match event(&mut events).await {
+            StreamEvent::State(State::UPSTREAM_LINK_RETRY, _) => {}
+            StreamEvent::State(s, _) => states.push(s),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(states, [State::CONNECTING, State::CONNECTED]);
+    stream.send(&b"still here"[..], Flags::empty());
+    let mut data = Vec::new();
+    while data.len() < b"still here".len() {
+        match event(&mut events).await {
+            StreamEvent::Rx(d, _) => data.extend_from_slice(&d),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(data, b"still here");
+}
+
 /// Client killed mid-stream: the proxy closes the onward connection it made for that link.
 #[tokio::test]
 async fn client_killed_mid_stream_frees_the_onward_connection() {
