@@ -11,7 +11,9 @@
 //!   `DISCONNECTED` first;
 //! * user commands become frames: metadata (METADATA), timeouts (TIMEOUT_UPDATE), length hints
 //!   (PAYLOAD_LENGTH_HINT), connect and tx requests (ONWARD_CONNECT), payload (TX_PAYLOAD).
-//!   Commands given while the link is down are kept and sent once it is up again.
+//!   Commands given while the link is down are kept and sent once it is up again; a stream
+//!   the user had asked to connect is connected again on a new link (C sends ONWARD_CONNECT
+//!   on every new link).
 //!
 //! Tx is sent as soon as the link is up and the user asked to send (the proxy holds it until
 //! the onward stream can take it), so an http POST body does not wait for `CONNECTED`.
@@ -118,6 +120,9 @@ struct Pending {
     /// The user asked to send: the first TX_PAYLOAD asks the proxy to send (which connects as
     /// a direct `request_tx` does, POLL first); with nothing to send, ONWARD_CONNECT instead
     tx_connect: bool,
+    /// The user asked for the onward connection at some time (connect, tx request or send):
+    /// a stream recreated on a new link is connected again
+    onward: bool,
     user_wants_tx: bool,
     queued: VecDeque<(Bytes, PayloadFlags)>,
     tx_ord: u32,
@@ -178,7 +183,14 @@ impl Proxied {
             Ok(Ok(Some(Frame::CreateResult(r)))) if r.is_ok() => {}
             _ => return LinkEnd::Retry,
         }
-        if !*created {
+        if *created {
+            // The stream was recreated on the proxy: connect it again if it was asked to
+            // connect before, as C does (ONWARD_CONNECT on every new link) and as a direct
+            // stream reconnects. Tx or a length hint pending connect it anyway.
+            if pending.onward && !pending.tx_connect && pending.length_hint.is_none() {
+                pending.connect = true;
+            }
+        } else {
             *created = true;
             if self.deliver_state(State::CREATING, 0, pending).await == StateReturn::DestroyMe {
                 return self.end(false, pending).await;
@@ -410,9 +422,13 @@ impl Pending {
                     self.length_hint = Some(u32::try_from(n).unwrap_or(u32::MAX));
                 }
                 self.tx_connect = true;
+                self.onward = true;
                 self.user_wants_tx = true;
             }
-            Command::Connect => self.connect = true,
+            Command::Connect => {
+                self.connect = true;
+                self.onward = true;
+            }
             Command::StartTimeout(None) => self.timeout = Some(0),
             Command::StartTimeout(Some(d)) => {
                 let ms = u32::try_from(d.as_millis())
@@ -424,6 +440,7 @@ impl Pending {
             Command::Send(data, flags) => {
                 self.queued.push_back((data, flags));
                 self.tx_connect = true;
+                self.onward = true;
                 self.user_wants_tx = true;
             }
             Command::Metadata(name, value) => self.metadata.push((name, value)),
