@@ -22,7 +22,7 @@ use sstreams_core::stream::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Command, Face, MetadataStore, Stream, StreamCx, StreamEvent};
+use super::{Command, Deliver, Face, MetadataStore, Stream, StreamCx, StreamEvent};
 use crate::bind::blobs::HttpBlobs;
 use crate::bind::cookies::CookieJar;
 use crate::bind::{self, BindContext, BindEvent, EVENT_QUEUE, TxChunk};
@@ -268,56 +268,32 @@ impl Driver {
     }
 
     async fn deliver_state(&mut self, state: State, ack: u32) -> StateReturn {
-        let destroying = state == State::DESTROYING;
-        match &mut self.face {
-            Face::Handler(h) => {
-                let mut cx = StreamCx {
-                    streamtype: &self.streamtype,
-                    metadata: &self.metadata,
-                    commands: &mut self.pending,
-                };
-                let ret = h.state(&mut cx, state, ack);
-                if destroying {
-                    // Nothing may follow DESTROYING.
-                    self.pending.clear();
-                }
-                ret
-            }
-            Face::Channel { events, .. } => {
-                // A closed receiver just means nobody listens any more.
-                let _ = events.send(StreamEvent::State(state, ack)).await;
-                StateReturn::Ok
-            }
+        let d = Deliver {
+            streamtype: &self.streamtype,
+            metadata: &self.metadata,
+            commands: &mut self.pending,
+        };
+        let ret = self.face.state(d, state, ack).await;
+        if state == State::DESTROYING {
+            // Nothing may follow DESTROYING.
+            self.pending.clear();
         }
+        ret
     }
 
     async fn deliver_rx(&mut self, data: Bytes, flags: PayloadFlags) -> StateReturn {
-        match &mut self.face {
-            Face::Handler(h) => {
-                let mut cx = StreamCx {
-                    streamtype: &self.streamtype,
-                    metadata: &self.metadata,
-                    commands: &mut self.pending,
-                };
-                h.rx(&mut cx, &data, flags)
-            }
-            Face::Channel { events, .. } => {
-                let _ = events.send(StreamEvent::Rx(data, flags)).await;
-                StateReturn::Ok
-            }
-        }
+        let d = Deliver {
+            streamtype: &self.streamtype,
+            metadata: &self.metadata,
+            commands: &mut self.pending,
+        };
+        self.face.rx(d, data, flags).await
     }
 
     async fn on_bind(&mut self, e: BindEvent) {
         match e {
             BindEvent::Metadata(items) => {
-                if let Face::Channel { events, .. } = &mut self.face {
-                    for (name, value) in &items {
-                        let _ = events
-                            .send(StreamEvent::Metadata(name.clone(), value.clone()))
-                            .await;
-                    }
-                }
+                self.face.metadata(&items).await;
                 self.metadata.capture(&self.streamtype, items);
             }
             BindEvent::Connected => {

@@ -256,6 +256,68 @@ pub(crate) enum Face {
     },
 }
 
+/// What a callback may touch, borrowed from the task that delivers to the face
+pub(crate) struct Deliver<'a> {
+    pub(crate) streamtype: &'a StreamType,
+    pub(crate) metadata: &'a MetadataStore,
+    pub(crate) commands: &'a mut Vec<Command>,
+}
+
+impl Face {
+    /// Delivers a state: the handler's callback, or an event (waiting for room)
+    pub(crate) async fn state(&mut self, d: Deliver<'_>, state: State, ack: u32) -> StateReturn {
+        match self {
+            Self::Handler(h) => {
+                let mut cx = StreamCx {
+                    streamtype: d.streamtype,
+                    metadata: d.metadata,
+                    commands: d.commands,
+                };
+                h.state(&mut cx, state, ack)
+            }
+            Self::Channel { events, .. } => {
+                // A closed receiver just means nobody listens any more.
+                let _ = events.send(StreamEvent::State(state, ack)).await;
+                StateReturn::Ok
+            }
+        }
+    }
+
+    /// Delivers payload: the handler's callback, or an event (waiting for room)
+    pub(crate) async fn rx(
+        &mut self,
+        d: Deliver<'_>,
+        data: Bytes,
+        flags: PayloadFlags,
+    ) -> StateReturn {
+        match self {
+            Self::Handler(h) => {
+                let mut cx = StreamCx {
+                    streamtype: d.streamtype,
+                    metadata: d.metadata,
+                    commands: d.commands,
+                };
+                h.rx(&mut cx, &data, flags)
+            }
+            Self::Channel { events, .. } => {
+                let _ = events.send(StreamEvent::Rx(data, flags)).await;
+                StateReturn::Ok
+            }
+        }
+    }
+
+    /// Captured metadata: an event for the async face (the store is updated by the caller)
+    pub(crate) async fn metadata(&mut self, items: &[(String, Bytes)]) {
+        if let Self::Channel { events, .. } = self {
+            for (name, value) in items {
+                let _ = events
+                    .send(StreamEvent::Metadata(name.clone(), value.clone()))
+                    .await;
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for Face {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

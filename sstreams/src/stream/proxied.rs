@@ -28,7 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Command, Face, MetadataStore, StreamCx, StreamEvent};
+use super::{Command, Deliver, Face, MetadataStore, StreamCx};
 use crate::proxy::listen::ProxyAddr;
 use crate::transport::Transport;
 
@@ -230,10 +230,7 @@ impl Proxied {
                     Frame::RxPayload(p) => self.deliver_rx(p.data, p.flags, pending).await,
                     Frame::RxMetadata(m) => {
                         let name = String::from_utf8_lossy(&m.name).into_owned();
-                        if let Face::Channel { events, .. } = &mut self.face {
-                            let event = StreamEvent::Metadata(name.clone(), m.value.clone());
-                            let _ = events.send(event).await;
-                        }
+                        self.face.metadata(&[(name.clone(), m.value.clone())]).await;
                         self.metadata
                             .capture(&self.streamtype, vec![(name, m.value)]);
                         StateReturn::Ok
@@ -374,20 +371,12 @@ impl Proxied {
     }
 
     async fn deliver_state(&mut self, state: State, ack: u32, p: &mut Pending) -> StateReturn {
-        match &mut self.face {
-            Face::Handler(h) => {
-                let mut cx = StreamCx {
-                    streamtype: &self.streamtype,
-                    metadata: &self.metadata,
-                    commands: &mut p.from_callbacks,
-                };
-                h.state(&mut cx, state, ack)
-            }
-            Face::Channel { events, .. } => {
-                let _ = events.send(StreamEvent::State(state, ack)).await;
-                StateReturn::Ok
-            }
-        }
+        let d = Deliver {
+            streamtype: &self.streamtype,
+            metadata: &self.metadata,
+            commands: &mut p.from_callbacks,
+        };
+        self.face.state(d, state, ack).await
     }
 
     async fn deliver_rx(
@@ -396,20 +385,12 @@ impl Proxied {
         flags: PayloadFlags,
         p: &mut Pending,
     ) -> StateReturn {
-        match &mut self.face {
-            Face::Handler(h) => {
-                let mut cx = StreamCx {
-                    streamtype: &self.streamtype,
-                    metadata: &self.metadata,
-                    commands: &mut p.from_callbacks,
-                };
-                h.rx(&mut cx, &data, flags)
-            }
-            Face::Channel { events, .. } => {
-                let _ = events.send(StreamEvent::Rx(data, flags)).await;
-                StateReturn::Ok
-            }
-        }
+        let d = Deliver {
+            streamtype: &self.streamtype,
+            metadata: &self.metadata,
+            commands: &mut p.from_callbacks,
+        };
+        self.face.rx(d, data, flags).await
     }
 }
 
