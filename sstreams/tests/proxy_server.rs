@@ -274,3 +274,86 @@ async fn a_silent_link_is_closed_after_three_seconds() {
     assert!(rest.is_empty());
     assert_eq!(start.elapsed(), server::STREAMTYPE_TIMEOUT);
 }
+
+/// Answers one HTTP request after reading its body; reports the body
+async fn http_post_once() -> (u16, tokio::sync::oneshot::Receiver<Vec<u8>>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut req = Vec::new();
+        let mut buf = [0u8; 1024];
+        let (head_end, len) = loop {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "request ended early");
+            req.extend_from_slice(&buf[..n]);
+            if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&req[..i]).to_ascii_lowercase();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                break (i + 4, len);
+            }
+        };
+        while req.len() < head_end + len {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "body ended early");
+            req.extend_from_slice(&buf[..n]);
+        }
+        let _ = tx.send(req[head_end..].to_vec());
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+            .await
+            .unwrap();
+    });
+    (port, rx)
+}
+
+#[tokio::test]
+async fn post_gets_an_early_connected_like_the_c_proxy() {
+    let (port, body) = http_post_once().await;
+    let policy = format!(
+        r#"{{ "s": [{{ "post": {{ "endpoint": "127.0.0.1", "port": {port}, "protocol": "h1",
+                                 "http_method": "POST", "http_url": "in" }} }}] }}"#
+    );
+    let (name, _cx) = proxy(&policy).await;
+    let mut c = Client::connect(&name).await;
+    c.send(&[streamtype("post", 500_000_000)]).await;
+    assert!(matches!(c.next().await, Some(Frame::CreateResult(r)) if r.is_ok()));
+    assert_eq!(c.state().await, State::CREATING);
+    // As a C client: announce the length, then send the body only once CONNECTED.
+    c.send(&[Frame::PayloadLengthHint(5)]).await;
+    assert_eq!(c.state().await, State::POLL);
+    assert_eq!(c.state().await, State::CONNECTING);
+    assert_eq!(c.state().await, State::CONNECTED);
+    c.send(&[Frame::TxPayload(Payload::new(
+        Flags::SOM | Flags::EOM,
+        Bytes::from_static(b"hello"),
+    ))])
+    .await;
+    assert_eq!(
+        tokio::time::timeout(LIMIT, body).await.unwrap().unwrap(),
+        b"hello"
+    );
+    let mut rx = Vec::new();
+    loop {
+        match c.next().await {
+            Some(Frame::RxPayload(p)) => rx.extend_from_slice(&p.data),
+            Some(Frame::ConnState(ConnState {
+                state: State::QOS_ACK_REMOTE,
+                ..
+            })) => break,
+            Some(Frame::ConnState(ConnState { state, .. })) => {
+                assert_ne!(
+                    state,
+                    State::CONNECTED,
+                    "CONNECTED is not repeated at the response"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(rx, b"ok");
+}

@@ -20,6 +20,10 @@
 //! does not read stops the proxy reading the onward connection; payload from the client is
 //! read only as fast as the onward stream takes it.
 //!
+//! For http POST/PUT/PATCH streamtypes the proxy reports `CONNECTED` right after `CONNECTING`
+//! (and drops the later real one of that transaction), as the C proxy does when the request
+//! headers go out: C clients send the body only after `CONNECTED`.
+//!
 //! Metadata the onward stream captures (e.g. mapped response headers) goes back as METADATA
 //! (0x59) before the state it came with. Not yet: PERF (0x5B) and tx credit.
 
@@ -29,7 +33,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use sstreams_core::smd::STREAMTYPE_NAME;
-use sstreams_core::stream::PayloadFlags;
+use sstreams_core::stream::{PayloadFlags, State};
 use sstreams_core::wire::{
     self, ConnState, CreateResult, Decoder, Frame, LinkViolation, MAX_BODY_LEN, PAYLOAD_HEADER_LEN,
     Payload, ProxyAction, ProxyLink, rideshare_list,
@@ -159,6 +163,19 @@ where
     };
     send(&mut wr, &mut out, &Frame::CreateResult(created)).await?;
     link.handle_created(true);
+    // An http request with a body: C clients send the body only after CONNECTED, which the
+    // onward stream reports at the response, so the proxy says CONNECTED as soon as the
+    // connection is being made (C does the same when the headers go out).
+    let with_body = {
+        let st = stream.streamtype();
+        let method = st.http().method.as_deref().unwrap_or("GET");
+        st.protocol().is_http() && matches!(method, "POST" | "PUT" | "PATCH")
+    };
+    let mut early_connected = if with_body {
+        EarlyConnected::Armed
+    } else {
+        EarlyConnected::Off
+    };
 
     loop {
         // Frames already read (e.g. sent together with STREAMTYPE) go first.
@@ -181,6 +198,25 @@ where
             event = events.next() => match event {
                 None => return Ok(()),
                 Some(StreamEvent::State(state, ack)) => {
+                    match (state, early_connected) {
+                        // Already announced: the client is sending its body.
+                        (State::CONNECTED, EarlyConnected::Sent) => {
+                            early_connected = EarlyConnected::Armed;
+                            continue;
+                        }
+                        (State::CONNECTING, EarlyConnected::Armed) => {
+                            early_connected = EarlyConnected::Sent;
+                            let frames = [
+                                Frame::ConnState(ConnState { state, ack }),
+                                Frame::ConnState(ConnState { state: State::CONNECTED, ack: 0 }),
+                            ];
+                            for f in &frames {
+                                send(&mut wr, &mut out, f).await?;
+                            }
+                            continue;
+                        }
+                        _ => {}
+                    }
                     send(&mut wr, &mut out, &Frame::ConnState(ConnState { state, ack })).await?;
                 }
                 Some(StreamEvent::Rx(data, flags)) => send_rx(&mut wr, &mut out, data, flags).await?,
@@ -191,6 +227,17 @@ where
             },
         }
     }
+}
+
+/// The synthetic CONNECTED of proxied http requests with a body
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EarlyConnected {
+    /// Not an http request with a body
+    Off,
+    /// Send CONNECTED right after the next CONNECTING
+    Armed,
+    /// Sent; the real CONNECTED of this transaction is swallowed
+    Sent,
 }
 
 /// Carries out what a client frame asked for
