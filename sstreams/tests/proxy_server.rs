@@ -357,3 +357,62 @@ async fn post_gets_an_early_connected_like_the_c_proxy() {
     }
     assert_eq!(rx, b"ok");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_reader_stops_the_onward_reads_and_loses_nothing() {
+    const TOTAL: usize = 64 * 1024 * 1024;
+    // A server that writes TOTAL bytes as fast as it may, counting what it got rid of.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (done_tx, done) = tokio::sync::oneshot::channel::<()>();
+    let counter = written.clone();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let chunk = vec![7u8; 64 * 1024];
+        while counter.load(std::sync::atomic::Ordering::Relaxed) < TOTAL {
+            s.write_all(&chunk).await.unwrap();
+            counter.fetch_add(chunk.len(), std::sync::atomic::Ordering::Relaxed);
+        }
+        let _ = done_tx.send(());
+    });
+    let policy = format!(
+        r#"{{ "s": [{{ "bulk": {{ "endpoint": "127.0.0.1", "port": {port}, "protocol": "raw" }} }}] }}"#
+    );
+    let (name, _cx) = proxy(&policy).await;
+    let mut c = Client::connect(&name).await;
+    c.send(&[streamtype("bulk", 500_000_000), Frame::OnwardConnect])
+        .await;
+    // The client reads nothing now. Once every buffer on the way is full the whole runtime
+    // waits on sockets, paused time jumps ahead and this times out, unless the server could
+    // push everything through (no flow control).
+    let stalled = tokio::time::timeout(Duration::from_secs(30), done)
+        .await
+        .is_err();
+    let at_stall = written.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "slow reader: the server got rid of {} KiB before it had to wait",
+        at_stall / 1024
+    );
+    assert!(
+        stalled,
+        "the onward server wrote all {TOTAL} bytes to a client that read nothing"
+    );
+    assert!(
+        at_stall < TOTAL / 2,
+        "{at_stall} bytes in flight is not bounded"
+    );
+    // Now read everything: nothing was lost on the way.
+    let mut got = 0usize;
+    while got < TOTAL {
+        match c.next().await {
+            Some(Frame::RxPayload(p)) => {
+                assert!(p.data.iter().all(|&b| b == 7));
+                got += p.data.len();
+            }
+            Some(Frame::ConnState(_) | Frame::CreateResult(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(got, TOTAL);
+}
