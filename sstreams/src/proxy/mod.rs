@@ -3,5 +3,6 @@
 //! So far: where the proxy listens and who may connect ([`listen`]). The wire codec lives in
 //! `sstreams_core::wire`; the link handling and the proxied client follow.
 
+pub(crate) mod frame_io;
 pub mod listen;
 pub mod server;

@@ -38,17 +38,15 @@ use sstreams_core::wire::{
     self, ConnState, CreateResult, Decoder, Frame, LinkViolation, MAX_BODY_LEN, PAYLOAD_HEADER_LEN,
     Payload, ProxyAction, ProxyLink, rideshare_list,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::task::JoinSet;
 
+use super::frame_io::{FrameIoError, READ_SIZE, read_frame, write_frames};
 use super::listen::{Accepted, LinkSocket, Peer, ProxyListener};
 use crate::{Context, StreamEvent, StreamOptions};
 
 /// How long a new link may take to send STREAMTYPE (C: 3 s)
 pub const STREAMTYPE_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Bytes reserved per socket read (the decoder keeps what a frame needs)
-const READ_SIZE: usize = 128 * 1024;
 
 /// Most payload bytes in one RX_PAYLOAD frame
 pub const MAX_RX_CHUNK: usize = MAX_BODY_LEN - PAYLOAD_HEADER_LEN;
@@ -99,10 +97,10 @@ enum LinkError {
     Malformed(#[from] wire::MalformedFrame),
     #[error("no STREAMTYPE within {0:?}")]
     NoStreamType(Duration),
-    #[error("{0}")]
-    Protocol(String),
     #[error(transparent)]
     Violation(#[from] LinkViolation),
+    #[error(transparent)]
+    Frame(#[from] FrameIoError),
 }
 
 async fn link<S>(cx: Context, io: S, peer: Peer) -> Result<(), LinkError>
@@ -116,7 +114,7 @@ where
     let mut link = ProxyLink::new();
     let wait = async {
         loop {
-            let Some(frame) = next_frame(&mut rd, &mut decoder).await? else {
+            let Some(frame) = read_frame(&mut rd, &mut decoder).await? else {
                 return Ok(None);
             };
             if let Some(ProxyAction::Create {
@@ -144,7 +142,7 @@ where
             tracing::info!("SS proxy: {peer} asked for {name:?}: {e}");
             link.handle_created(false);
             let failed = Frame::CreateResult(CreateResult::failed());
-            send(&mut wr, &mut out, &failed).await?;
+            write_frames(&mut wr, &mut out, &[failed]).await?;
             return Ok(());
         }
     };
@@ -161,7 +159,7 @@ where
         client_buflen,
         rideshares,
     };
-    send(&mut wr, &mut out, &Frame::CreateResult(created)).await?;
+    write_frames(&mut wr, &mut out, &[Frame::CreateResult(created)]).await?;
     link.handle_created(true);
     // An http request with a body: C clients send the body only after CONNECTED, which the
     // onward stream reports at the response, so the proxy says CONNECTED as soon as the
@@ -210,19 +208,18 @@ where
                                 Frame::ConnState(ConnState { state, ack }),
                                 Frame::ConnState(ConnState { state: State::CONNECTED, ack: 0 }),
                             ];
-                            for f in &frames {
-                                send(&mut wr, &mut out, f).await?;
-                            }
+                            write_frames(&mut wr, &mut out, &frames).await?;
                             continue;
                         }
                         _ => {}
                     }
-                    send(&mut wr, &mut out, &Frame::ConnState(ConnState { state, ack })).await?;
+                    write_frames(&mut wr, &mut out, &[Frame::ConnState(ConnState { state, ack })])
+                        .await?;
                 }
                 Some(StreamEvent::Rx(data, flags)) => send_rx(&mut wr, &mut out, data, flags).await?,
                 Some(StreamEvent::Metadata(name, value)) => {
                     let m = wire::Metadata { name: Bytes::from(name), value };
-                    send(&mut wr, &mut out, &Frame::RxMetadata(m)).await?;
+                    write_frames(&mut wr, &mut out, &[Frame::RxMetadata(m)]).await?;
                 }
             },
         }
@@ -260,35 +257,6 @@ fn apply(stream: &crate::Stream, action: ProxyAction) {
     }
 }
 
-/// Reads until one frame is complete; `None` if the client closed first
-async fn next_frame<R: AsyncRead + Unpin>(
-    rd: &mut R,
-    decoder: &mut Decoder,
-) -> Result<Option<Frame>, LinkError> {
-    loop {
-        if let Some(f) = decoder.poll_frame()? {
-            return Ok(Some(f));
-        }
-        decoder.buffer_mut().reserve(READ_SIZE);
-        if rd.read_buf(decoder.buffer_mut()).await? == 0 {
-            return Ok(None);
-        }
-    }
-}
-
-async fn send<W: AsyncWrite + Unpin>(
-    wr: &mut W,
-    out: &mut BytesMut,
-    frame: &Frame,
-) -> Result<(), LinkError> {
-    out.clear();
-    frame
-        .encode(out)
-        .map_err(|e| LinkError::Protocol(format!("cannot encode {frame:?}: {e}")))?;
-    wr.write_all(out).await?;
-    Ok(())
-}
-
 /// Sends payload as RX_PAYLOAD frames of at most [`MAX_RX_CHUNK`] bytes, in one write
 async fn send_rx<W: AsyncWrite + Unpin>(
     wr: &mut W,
@@ -296,24 +264,22 @@ async fn send_rx<W: AsyncWrite + Unpin>(
     data: Bytes,
     flags: PayloadFlags,
 ) -> Result<(), LinkError> {
-    out.clear();
     let pieces = data.len().div_ceil(MAX_RX_CHUNK).max(1);
-    for i in 0..pieces {
-        let piece = data.slice(i * MAX_RX_CHUNK..((i + 1) * MAX_RX_CHUNK).min(data.len()));
-        let mut f = flags;
-        if i > 0 {
-            f = f - PayloadFlags::SOM;
-        }
-        if i + 1 < pieces {
-            f = f - PayloadFlags::EOM;
-        }
-        let mut p = Payload::new(f, piece);
-        p.timestamp_us = crate::clock::monotonic_us();
-        let frame = Frame::RxPayload(p);
-        frame
-            .encode(out)
-            .map_err(|e| LinkError::Protocol(format!("cannot encode {frame:?}: {e}")))?;
-    }
-    wr.write_all(out).await?;
+    let frames: Vec<Frame> = (0..pieces)
+        .map(|i| {
+            let piece = data.slice(i * MAX_RX_CHUNK..((i + 1) * MAX_RX_CHUNK).min(data.len()));
+            let mut f = flags;
+            if i > 0 {
+                f = f - PayloadFlags::SOM;
+            }
+            if i + 1 < pieces {
+                f = f - PayloadFlags::EOM;
+            }
+            let mut p = Payload::new(f, piece);
+            p.timestamp_us = crate::clock::monotonic_us();
+            Frame::RxPayload(p)
+        })
+        .collect();
+    write_frames(wr, out, &frames).await?;
     Ok(())
 }

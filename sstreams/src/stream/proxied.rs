@@ -24,18 +24,17 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use sstreams_core::stream::{PayloadFlags, State, StateReturn};
 use sstreams_core::wire::{self, ConnState, Decoder, Frame, Metadata, Payload, StreamType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{Command, Deliver, Face, MetadataStore, StreamCx};
+use crate::proxy::frame_io::{FrameIoError, READ_SIZE, read_frame, write_frames};
 use crate::proxy::listen::ProxyAddr;
 use crate::transport::Transport;
 
 /// Wait between link attempts (C: 1 s, fixed)
 pub const LINK_RETRY: Duration = Duration::from_secs(1);
-/// Bytes reserved per socket read
-const READ_SIZE: usize = 128 * 1024;
 /// How long the proxy may take to answer STREAMTYPE (C: 3 s)
 pub const CREATE_RESULT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -174,11 +173,12 @@ impl Proxied {
             tx_credit: self.tx_credit,
             name: Bytes::from(self.name.clone()),
         });
-        if write(&mut io, &mut out, &[st]).await.is_err() {
+        if write_frames(&mut io, &mut out, &[st]).await.is_err() {
             return LinkEnd::Retry;
         }
         let mut decoder = Decoder::client_side();
-        let first = tokio::time::timeout(CREATE_RESULT_TIMEOUT, next(&mut io, &mut decoder)).await;
+        let first =
+            tokio::time::timeout(CREATE_RESULT_TIMEOUT, read_frame(&mut io, &mut decoder)).await;
         match first {
             Ok(Ok(Some(Frame::CreateResult(r)))) if r.is_ok() => {}
             _ => return LinkEnd::Retry,
@@ -264,7 +264,7 @@ impl Proxied {
         io: &mut Transport,
         out: &mut BytesMut,
         p: &mut Pending,
-    ) -> std::io::Result<()> {
+    ) -> Result<(), FrameIoError> {
         let mut frames = Vec::new();
         for (name, value) in p.metadata.drain(..) {
             frames.push(Frame::TxMetadata(Metadata {
@@ -297,7 +297,7 @@ impl Proxied {
         if frames.is_empty() {
             return Ok(());
         }
-        write(io, out, &frames).await
+        write_frames(io, out, &frames).await
     }
 
     /// One tx chunk from the user, if it gives one
@@ -426,31 +426,6 @@ impl Pending {
             }
             Command::Metadata(name, value) => self.metadata.push((name, value)),
             Command::Destroy => {}
-        }
-    }
-}
-
-async fn write(io: &mut Transport, out: &mut BytesMut, frames: &[Frame]) -> std::io::Result<()> {
-    out.clear();
-    for f in frames {
-        f.encode(out)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    }
-    io.write_all(out).await
-}
-
-async fn next(
-    io: &mut Transport,
-    decoder: &mut Decoder,
-) -> Result<Option<Frame>, wire::MalformedFrame> {
-    loop {
-        if let Some(f) = decoder.poll_frame()? {
-            return Ok(Some(f));
-        }
-        decoder.buffer_mut().reserve(READ_SIZE);
-        match io.read_buf(decoder.buffer_mut()).await {
-            Ok(n) if n > 0 => {}
-            _ => return Ok(None),
         }
     }
 }
