@@ -43,24 +43,9 @@ const SMALL: &[u8] = b"hello from the bench server\n";
 const CHUNK: usize = 256 * 1024;
 
 pub(crate) fn run(args: &H1BenchArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(bench(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::block_on(crate::Threads::Workers(Some(2)), async {
+        bench(args).await.map(|()| true)
+    })
 }
 
 async fn bench(args: &H1BenchArgs) -> Result<(), String> {

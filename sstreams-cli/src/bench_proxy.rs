@@ -44,24 +44,9 @@ const CHUNK: usize = 64 * 1024;
 const SMALL: &[u8] = b"0123456789abcdef0123456789abcdef";
 
 pub(crate) fn run(args: &ProxyBenchArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(bench(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::block_on(crate::Threads::Workers(Some(2)), async {
+        bench(args).await.map(|()| true)
+    })
 }
 
 async fn bench(args: &ProxyBenchArgs) -> Result<(), String> {

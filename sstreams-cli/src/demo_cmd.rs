@@ -99,10 +99,7 @@ fn run_smd(args: &SmdDemoArgs) -> ExitCode {
         args.count,
         args.interval_us
     );
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::runtime(crate::Threads::Current) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start runtime: {e}");

@@ -36,24 +36,7 @@ pub(crate) struct GetArgs {
 }
 
 pub(crate) fn run(args: GetArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(get(&args)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::block_on(crate::Threads::Current, get(&args))
 }
 
 async fn get(args: &GetArgs) -> Result<bool, String> {

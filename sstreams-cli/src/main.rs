@@ -1,5 +1,6 @@
 //! `sstreams`: the SS proxy daemon, policy tools, demos and benchmarks
 
+use std::future::Future;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -53,5 +54,50 @@ fn main() -> ExitCode {
         Command::Get(args) => get_cmd::run(args),
         Command::Proxy(args) => proxy_cmd::run(args),
         Command::Bench(cmd) => bench_cmd::run(cmd),
+    }
+}
+
+/// How a command's tokio runtime runs
+#[derive(Debug, Clone, Copy)]
+enum Threads {
+    /// On the calling thread
+    Current,
+    /// On worker threads: this many, or tokio's default (one per core) for `None`
+    Workers(Option<usize>),
+}
+
+/// A tokio runtime with I/O and time
+fn runtime(threads: Threads) -> std::io::Result<tokio::runtime::Runtime> {
+    match threads {
+        Threads::Current => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Threads::Workers(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = n {
+                b.worker_threads(n);
+            }
+            b.enable_all().build()
+        }
+    }
+}
+
+/// Runs a command's work on a new runtime: `Ok(true)` exits 0, `Ok(false)` exits 1 (the work
+/// said why), `Err` is printed and exits 1
+fn block_on(threads: Threads, work: impl Future<Output = Result<bool, String>>) -> ExitCode {
+    let rt = match runtime(threads) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(work) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

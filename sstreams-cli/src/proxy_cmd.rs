@@ -39,23 +39,9 @@ fn parse_octal(s: &str) -> Result<u32, String> {
 }
 
 pub(crate) fn run(args: ProxyArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(proxy(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::block_on(crate::Threads::Workers(None), async {
+        proxy(args).await.map(|()| true)
+    })
 }
 
 async fn proxy(args: ProxyArgs) -> Result<(), String> {
