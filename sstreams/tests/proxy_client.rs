@@ -1,5 +1,7 @@
 //! Proxied streams: the same application code, direct or through our SS proxy
 
+mod support;
+
 use std::time::Duration;
 
 use sstreams::proxy::listen::{ListenOptions, ProxyAddr, ProxyListener};
@@ -7,42 +9,14 @@ use sstreams::proxy::server;
 use sstreams::stream::{ConnState as State, Flags};
 use sstreams::{Context, StreamEvent, StreamOptions};
 use sstreams_core::smd::{SmdClass, SsHeader};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 const LIMIT: Duration = Duration::from_secs(10);
-
-async fn echo_server() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                while let Ok(n) = s.read(&mut buf).await {
-                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
 
 fn policy(port: u16) -> String {
     format!(
         r#"{{ "s": [{{ "echo": {{ "endpoint": "${{host}}", "port": {port}, "protocol": "raw",
                                  "metadata": [{{ "host": "" }}] }} }}] }}"#
     )
-}
-
-fn unique() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let r = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    format!("sstreams-proxy-client-{}-{r}", std::process::id())
 }
 
 /// A proxy serving `policy` on a fresh abstract socket
@@ -80,12 +54,12 @@ async fn app(cx: &Context) -> (Vec<State>, Vec<u8>) {
 
 #[tokio::test]
 async fn same_code_direct_or_proxied() {
-    let port = echo_server().await;
+    let port = support::echo_server().await;
     let direct = Context::builder()
         .policy_json(&policy(port))
         .build()
         .unwrap();
-    let name = unique();
+    let name = support::unique_name("client");
     let _proxy = start_proxy(&policy(port), &name).await;
     let proxied = Context::builder()
         .proxy(ProxyAddr::Abstract(name))
@@ -108,8 +82,8 @@ async fn same_code_direct_or_proxied() {
 
 #[tokio::test(start_paused = true)]
 async fn link_retries_every_second_until_the_proxy_is_up() {
-    let port = echo_server().await;
-    let name = unique();
+    let port = support::echo_server().await;
+    let name = support::unique_name("client");
     let client = Context::builder()
         .proxy(ProxyAddr::Abstract(name.clone()))
         .build()
@@ -154,7 +128,7 @@ async fn link_retries_every_second_until_the_proxy_is_up() {
 
 #[tokio::test]
 async fn smd_across_the_proxy() {
-    let name = unique();
+    let name = support::unique_name("client");
     let proxy = start_proxy(r#"{ "s": [] }"#, &name).await;
     let client = Context::builder()
         .proxy(ProxyAddr::Abstract(name))
@@ -201,39 +175,18 @@ async fn smd_across_the_proxy() {
     );
 }
 
-/// An HTTP server that answers one request with `x-reply: hi` and "ok", reporting the request
-async fn http_once() -> (u16, tokio::sync::oneshot::Receiver<String>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let (mut s, _) = l.accept().await.unwrap();
-        let mut req = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = s.read(&mut buf).await.unwrap();
-            assert!(n > 0);
-            req.extend_from_slice(&buf[..n]);
-        }
-        let _ = tx.send(String::from_utf8_lossy(&req).into_owned());
-        s.write_all(
-            b"HTTP/1.1 200 OK\r\nx-reply: hi\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-        )
-        .await
-        .unwrap();
-    });
-    (port, rx)
-}
-
 #[tokio::test]
 async fn h1_through_the_proxy_with_metadata_both_ways() {
-    let (port, request) = http_once().await;
+    let (port, request) = support::http_once(
+        b"HTTP/1.1 200 OK\r\nx-reply: hi\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+    )
+    .await;
     let policy = format!(
         r#"{{ "s": [{{ "web": {{ "endpoint": "127.0.0.1", "port": {port}, "protocol": "h1",
                "http_method": "GET", "http_url": "page",
                "metadata": [{{ "test": "x-test:" }}, {{ "reply": "x-reply:" }}] }} }}] }}"#
     );
-    let name = unique();
+    let name = support::unique_name("client");
     let _proxy = start_proxy(&policy, &name).await;
     let client = Context::builder()
         .proxy(ProxyAddr::Abstract(name))
@@ -259,7 +212,7 @@ async fn h1_through_the_proxy_with_metadata_both_ways() {
             other => panic!("{other:?}"),
         }
     }
-    let req = request.await.unwrap();
+    let (req, _) = request.await.unwrap();
     assert!(req.starts_with("GET /page HTTP/1.1\r\n"), "{req}");
     assert!(req.contains("x-test: from-client\r\n"), "{req}");
     assert_eq!(body, b"ok");

@@ -1,6 +1,8 @@
 //! Faults around the SS proxy: the proxy killed and restarted under a proxied client, a
 //! client killed mid-stream, and 1,000 concurrent links on one proxy with bounded memory
 
+mod support;
+
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -20,33 +22,6 @@ const LIMIT: Duration = Duration::from_secs(10);
 
 /// The tests of this file run one at a time, so that the RSS measured by one is its own
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn unique(tag: &str) -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let r = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    format!("sstreams-faults-{tag}-{}-{r}", std::process::id())
-}
-
-/// A TCP server echoing whatever it gets, on every connection
-async fn echo_server() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                while let Ok(n) = s.read(&mut buf).await {
-                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
 
 fn echo_policy(port: u16) -> String {
     format!(
@@ -180,8 +155,8 @@ async fn event(events: &mut sstreams::StreamEvents) -> StreamEvent {
 #[tokio::test]
 async fn proxy_killed_and_restarted() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let port = echo_server().await;
-    let name = unique("restart");
+    let port = support::echo_server().await;
+    let name = support::unique_name("restart");
     let proxy = Proxy::start(&echo_policy(port), &name, ListenOptions::default()).await;
     let client = Context::builder()
         .proxy(ProxyAddr::Abstract(name.clone()))
@@ -271,8 +246,8 @@ async fn proxy_killed_and_restarted() {
 #[tokio::test]
 async fn connected_stream_reconnects_after_proxy_restart_without_app_action() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let port = echo_server().await;
-    let name = unique("reconnect");
+    let port = support::echo_server().await;
+    let name = support::unique_name("reconnect");
     let proxy = Proxy::start(&echo_policy(port), &name, ListenOptions::default()).await;
     let client = Context::builder()
         .proxy(ProxyAddr::Abstract(name.clone()))
@@ -327,7 +302,7 @@ async fn client_killed_mid_stream_frees_the_onward_connection() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = server.local_addr().unwrap().port();
-    let name = unique("killed");
+    let name = support::unique_name("killed");
     let proxy = Proxy::start(&echo_policy(port), &name, ListenOptions::default()).await;
 
     let mut c = Client::connect(&name).await.unwrap();
@@ -479,7 +454,7 @@ async fn a_thousand_concurrent_links_with_bounded_memory() {
         eprintln!("skipped: cannot raise RLIMIT_NOFILE to {needed}");
         return;
     }
-    let name = unique("thousand");
+    let name = support::unique_name("thousand");
     let mut options = ListenOptions::default();
     // The warm-up link and the thousand fill the proxy exactly.
     options.max_links = LINKS + 1;

@@ -1,5 +1,7 @@
 //! The proxy side of the link against a scripted client speaking the C wire format
 
+mod support;
+
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -37,23 +39,12 @@ async fn greeter() -> u16 {
 /// A proxy for `policy` on a fresh abstract socket; returns its name
 async fn proxy(policy: &str) -> (String, Context) {
     let cx = Context::builder().policy_json(policy).build().unwrap();
-    let name = format!(
-        "sstreams-proxy-test-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    );
+    let name = support::unique_name("server");
     let l = ProxyListener::bind(ProxyAddr::Abstract(name.clone()), ListenOptions::default())
         .await
         .unwrap();
     tokio::spawn(server::serve(cx.clone(), l, std::future::pending()));
     (name, cx)
-}
-
-fn rand_suffix() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
 }
 
 struct Client {
@@ -275,45 +266,11 @@ async fn a_silent_link_is_closed_after_three_seconds() {
     assert_eq!(start.elapsed(), server::STREAMTYPE_TIMEOUT);
 }
 
-/// Answers one HTTP request after reading its body; reports the body
-async fn http_post_once() -> (u16, tokio::sync::oneshot::Receiver<Vec<u8>>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let (mut s, _) = l.accept().await.unwrap();
-        let mut req = Vec::new();
-        let mut buf = [0u8; 1024];
-        let (head_end, len) = loop {
-            let n = s.read(&mut buf).await.unwrap();
-            assert!(n > 0, "request ended early");
-            req.extend_from_slice(&buf[..n]);
-            if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&req[..i]).to_ascii_lowercase();
-                let len = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length: "))
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-                    .unwrap_or(0);
-                break (i + 4, len);
-            }
-        };
-        while req.len() < head_end + len {
-            let n = s.read(&mut buf).await.unwrap();
-            assert!(n > 0, "body ended early");
-            req.extend_from_slice(&buf[..n]);
-        }
-        let _ = tx.send(req[head_end..].to_vec());
-        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
-            .await
-            .unwrap();
-    });
-    (port, rx)
-}
-
 #[tokio::test]
 async fn post_gets_an_early_connected_like_the_c_proxy() {
-    let (port, body) = http_post_once().await;
+    let (port, request) =
+        support::http_once(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+            .await;
     let policy = format!(
         r#"{{ "s": [{{ "post": {{ "endpoint": "127.0.0.1", "port": {port}, "protocol": "h1",
                                  "http_method": "POST", "http_url": "in" }} }}] }}"#
@@ -334,7 +291,11 @@ async fn post_gets_an_early_connected_like_the_c_proxy() {
     ))])
     .await;
     assert_eq!(
-        tokio::time::timeout(LIMIT, body).await.unwrap().unwrap(),
+        tokio::time::timeout(LIMIT, request)
+            .await
+            .unwrap()
+            .unwrap()
+            .1,
         b"hello"
     );
     let mut rx = Vec::new();

@@ -9,7 +9,6 @@ use sstreams::stream::{ConnState as State, Flags};
 use sstreams::{Context, StreamEvent, StreamHandler, StreamOptions};
 use sstreams_core::smd::{SmdClass, SsHeader};
 use sstreams_core::stream::StateReturn;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -81,27 +80,6 @@ fn recorder(
     )
 }
 
-/// An echo server that serves one connection: echoes, then closes when the client does
-async fn echo_server() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let (mut s, _) = l.accept().await.unwrap();
-        let mut buf = [0u8; 1024];
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if s.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    port
-}
-
 fn context(policy: &str) -> Context {
     Context::builder()
         .policy_json(policy)
@@ -127,7 +105,7 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<Rec>) -> Rec {
 
 #[tokio::test]
 async fn raw_echo_with_handler_then_destroy() {
-    let port = echo_server().await;
+    let port = support::echo_server().await;
     let cx = context(&raw_policy("127.0.0.1", port, r#", "nailed_up": true"#));
     let (h, mut rx) = recorder(Some(b"hello"), false);
     let stream = cx.create_stream("raw", h).unwrap();
@@ -160,7 +138,7 @@ async fn raw_echo_with_handler_then_destroy() {
 
 #[tokio::test]
 async fn async_face_sends_and_receives() {
-    let port = echo_server().await;
+    let port = support::echo_server().await;
     let cx = context(&raw_policy("127.0.0.1", port, ""));
     let (stream, mut events) = cx.open("raw").unwrap();
     stream.send(&b"ping"[..], Flags::empty());
@@ -271,7 +249,7 @@ async fn retry_delays_are_exact_in_virtual_time() {
 
 #[tokio::test(start_paused = true)]
 async fn stream_timeout_fires() {
-    let port = echo_server().await;
+    let port = support::echo_server().await;
     let cx = context(&raw_policy(
         "127.0.0.1",
         port,
@@ -290,7 +268,7 @@ async fn stream_timeout_fires() {
 
 #[tokio::test]
 async fn destroy_me_from_rx_and_metadata_in_endpoint() {
-    let port = echo_server().await;
+    let port = support::echo_server().await;
     let cx = context(&raw_policy("${host}", port, ""));
     let (h, mut rx) = recorder(Some(b"x"), true);
     let stream = cx.create_stream("raw", h).unwrap();

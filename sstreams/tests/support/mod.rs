@@ -84,3 +84,71 @@ pub fn refused_port() -> (tokio::net::TcpSocket, u16) {
     let port = s.local_addr().unwrap().port();
     (s, port)
 }
+
+/// A TCP server on loopback echoing whatever it gets, on every connection; its port
+pub async fn echo_server() -> u16 {
+    use tokio::io::AsyncReadExt;
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A name no other test of this run uses (for abstract sockets), starting with `tag`
+pub fn unique_name(tag: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let r = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    format!("sstreams-test-{tag}-{}-{r}", std::process::id())
+}
+
+/// An HTTP server answering one request with `response`; reports the request's head (as
+/// text) and its body (read up to its Content-Length)
+pub async fn http_once(
+    response: &'static [u8],
+) -> (u16, tokio::sync::oneshot::Receiver<(String, Vec<u8>)>) {
+    use tokio::io::AsyncReadExt;
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut req = Vec::new();
+        let mut buf = [0u8; 1024];
+        let (head_end, len) = loop {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "request ended early");
+            req.extend_from_slice(&buf[..n]);
+            if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&req[..i]).to_ascii_lowercase();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                break (i + 4, len);
+            }
+        };
+        while req.len() < head_end + len {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "body ended early");
+            req.extend_from_slice(&buf[..n]);
+        }
+        let head = String::from_utf8_lossy(&req[..head_end]).into_owned();
+        let _ = tx.send((head, req[head_end..].to_vec()));
+        s.write_all(response).await.unwrap();
+    });
+    (port, rx)
+}
