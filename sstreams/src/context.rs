@@ -57,6 +57,7 @@ pub enum CreateError {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StreamOptions {
     tx_credit: Option<i32>,
+    tx_queue_limit: Option<usize>,
 }
 
 impl StreamOptions {
@@ -66,6 +67,18 @@ impl StreamOptions {
     pub fn tx_credit(&mut self, credit: i32) -> &mut Self {
         self.tx_credit = Some(credit);
         self
+    }
+
+    /// Bytes of queued payload at which [`Stream::write`](crate::Stream::write) waits.
+    /// Default: [`DEFAULT_TX_QUEUE_LIMIT`](crate::stream::DEFAULT_TX_QUEUE_LIMIT) (64 KiB).
+    pub fn tx_queue_limit(&mut self, bytes: usize) -> &mut Self {
+        self.tx_queue_limit = Some(bytes);
+        self
+    }
+
+    fn queue_limit(&self) -> usize {
+        self.tx_queue_limit
+            .unwrap_or(crate::stream::DEFAULT_TX_QUEUE_LIMIT)
     }
 }
 
@@ -291,6 +304,7 @@ impl Context {
             Face::Handler(Box::new(handler)),
             link,
             self.inner.jitter.clone(),
+            options.queue_limit(),
         ))
     }
 
@@ -313,11 +327,18 @@ impl Context {
                 channel_face(events_tx),
                 addr.clone(),
                 options.tx_credit,
+                options.queue_limit(),
             );
             return Ok((stream, StreamEvents { rx }));
         }
         let (st, link) = self.resolve(streamtype, options)?;
-        let stream = spawn(st, channel_face(events_tx), link, self.inner.jitter.clone());
+        let stream = spawn(
+            st,
+            channel_face(events_tx),
+            link,
+            self.inner.jitter.clone(),
+            options.queue_limit(),
+        );
         Ok((stream, StreamEvents { rx }))
     }
 

@@ -417,3 +417,67 @@ async fn nailed_up_reconnects_after_a_drop_and_opportunistic_does_not() {
         "an opportunistic stream must not reconnect"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn write_waits_for_a_slow_peer_and_loses_nothing() {
+    const CHUNK: usize = 64 * 1024;
+    const LIMIT_BYTES: usize = 128 * 1024;
+    const CHUNKS: usize = 512; // 32 MiB, far beyond every buffer on the way
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (go_tx, go) = tokio::sync::oneshot::channel::<()>();
+    // Reads nothing until told to, then checks every byte.
+    let reader = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let (mut s, _) = l.accept().await.unwrap();
+        go.await.unwrap();
+        let mut buf = vec![0u8; CHUNK];
+        let mut got = 0usize;
+        while got < CHUNK * CHUNKS {
+            let n = s.read(&mut buf).await.unwrap();
+            assert_ne!(n, 0, "closed after {got} bytes");
+            for (i, b) in buf[..n].iter().enumerate() {
+                assert_eq!(*b, ((got + i) / CHUNK) as u8, "byte {}", got + i);
+            }
+            got += n;
+        }
+        got
+    });
+    let cx = context(&raw_policy("127.0.0.1", port, ""));
+    let mut options = StreamOptions::default();
+    options.tx_queue_limit(LIMIT_BYTES);
+    let (stream, _events) = cx.open_with("raw", options).unwrap();
+    let mut sent = 0;
+    // While the peer reads nothing, write() must stop returning: once every buffer is full
+    // the runtime idles, paused time jumps and the timeout fires.
+    loop {
+        let chunk = vec![sent as u8; CHUNK];
+        let w = tokio::time::timeout(
+            Duration::from_secs(600),
+            stream.write(chunk, Flags::empty()),
+        );
+        if w.await.is_err() {
+            break;
+        }
+        sent += 1;
+        assert!(
+            stream.queued_tx() <= LIMIT_BYTES + CHUNK,
+            "{} bytes queued",
+            stream.queued_tx()
+        );
+        assert!(sent < CHUNKS, "write() never waited for the peer");
+    }
+    eprintln!("write() waited after {sent} chunks of 64 KiB");
+    go_tx.send(()).unwrap();
+    while sent < CHUNKS {
+        let chunk = vec![sent as u8; CHUNK];
+        tokio::time::timeout(LIMIT, stream.write(chunk, Flags::empty()))
+            .await
+            .unwrap();
+        sent += 1;
+    }
+    assert_eq!(
+        tokio::time::timeout(LIMIT, reader).await.unwrap().unwrap(),
+        CHUNK * CHUNKS
+    );
+}

@@ -22,7 +22,7 @@ use sstreams_core::stream::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Command, Deliver, Face, MetadataStore, Stream, StreamCx, StreamEvent};
+use super::{Command, Deliver, Face, Flow, FlowTask, MetadataStore, Stream, StreamCx, StreamEvent};
 use crate::bind::blobs::HttpBlobs;
 use crate::bind::cookies::CookieJar;
 use crate::bind::{self, BindContext, BindEvent, EVENT_QUEUE, TxChunk};
@@ -54,8 +54,10 @@ pub(crate) fn spawn(
     face: Face,
     link: Link,
     jitter: Option<JitterSource>,
+    tx_queue_limit: usize,
 ) -> Stream {
     let (commands_tx, commands) = mpsc::unbounded_channel();
+    let flow = Flow::new(tx_queue_limit);
     let metadata = Arc::new(MetadataStore::new(&streamtype));
     let mut config = StreamConfig::from_streamtype(&streamtype);
     if matches!(link, Link::Smd(..)) {
@@ -79,6 +81,7 @@ pub(crate) fn spawn(
         tx_asked_during: None,
         tx_ord: 0,
         pending: Vec::new(),
+        flow: FlowTask(Arc::clone(&flow)),
     };
     let span = tracing::debug_span!("stream", streamtype = streamtype.name());
     tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
@@ -87,6 +90,7 @@ pub(crate) fn spawn(
         streamtype,
         metadata,
         proxied: false,
+        flow,
     }
 }
 
@@ -121,6 +125,7 @@ struct Driver {
     tx_ord: u32,
     /// Commands issued from inside callbacks, applied after them
     pending: Vec<Command>,
+    flow: FlowTask,
 }
 
 /// The connection (or attempt) in progress
@@ -246,10 +251,13 @@ impl Driver {
                     self.apply(Command::RequestTx(None));
                 }
                 Face::Handler(_) => {
+                    self.flow.taken(data.len());
                     tracing::warn!("send() on a stream with a handler: its tx gives the payload");
                 }
             },
             Command::Destroy => self.core.handle_destroy(),
+            // Neither raw nor h1 has credit; the handle keeps the estimate.
+            Command::AddPeerTxCredit(_) => {}
             // Direct streams share the metadata store with their handle.
             Command::Metadata(..) => {}
         }
@@ -366,7 +374,10 @@ impl Driver {
                 (chunk, ret)
             }
             Face::Channel { queued, .. } => match queued.pop_front() {
-                Some((data, flags)) => (Some(TxChunk { data, flags }), StateReturn::Ok),
+                Some((data, flags)) => {
+                    self.flow.taken(data.len());
+                    (Some(TxChunk { data, flags }), StateReturn::Ok)
+                }
                 None => (None, StateReturn::TxDontSend),
             },
         };

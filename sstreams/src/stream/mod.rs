@@ -31,10 +31,13 @@ use sstreams_core::stream::{PayloadFlags, State};
 use tokio::sync::mpsc;
 
 pub(crate) mod driver;
+mod flow;
 mod metadata;
 pub mod proxied;
 
 pub(crate) use driver::spawn;
+pub use flow::DEFAULT_TX_QUEUE_LIMIT;
+pub(crate) use flow::{Flow, FlowTask};
 pub use metadata::MetadataError;
 pub(crate) use metadata::MetadataStore;
 
@@ -125,6 +128,11 @@ impl StreamCx<'_> {
     pub fn cancel_timeout(&mut self) {
         self.commands.push(Command::CancelTimeout);
     }
+
+    /// Lets the remote peer send `delta` more bytes (signed; C `lws_ss_add_peer_tx_credit`)
+    pub fn add_peer_tx_credit(&mut self, delta: i32) {
+        self.commands.push(Command::AddPeerTxCredit(delta));
+    }
 }
 
 /// Requests from the application to a stream's task
@@ -137,6 +145,8 @@ pub(crate) enum Command {
     Send(Bytes, PayloadFlags),
     /// Metadata for the proxy (proxied streams only; direct streams share the store)
     Metadata(String, Bytes),
+    /// Let the remote peer send this many more bytes
+    AddPeerTxCredit(i32),
     Destroy,
 }
 
@@ -148,6 +158,7 @@ pub struct Stream {
     pub(crate) metadata: Arc<MetadataStore>,
     /// The stream runs at an SS proxy: metadata is also sent there
     pub(crate) proxied: bool,
+    pub(crate) flow: Arc<Flow>,
 }
 
 impl Stream {
@@ -173,8 +184,44 @@ impl Stream {
 
     /// Queues payload for the async face: it is sent, in order, when the binding can take it
     /// (connecting first if needed). With a handler, payload comes from its `tx` instead.
+    ///
+    /// Never waits, so the queue is unbounded; [`write`](Self::write) waits for room.
     pub fn send(&self, data: impl Into<Bytes>, flags: PayloadFlags) {
-        self.command(Command::Send(data.into(), flags));
+        let data = data.into();
+        self.flow.queued(data.len());
+        self.command(Command::Send(data, flags));
+    }
+
+    /// As [`send`](Self::send), first waiting while the stream has the options'
+    /// `tx_queue_limit` bytes (default [`DEFAULT_TX_QUEUE_LIMIT`]) or more queued that its
+    /// connection has not taken yet. Cancel-safe: if dropped while waiting, nothing is queued.
+    pub async fn write(&self, data: impl Into<Bytes>, flags: PayloadFlags) {
+        self.flow.room().await;
+        self.send(data, flags);
+    }
+
+    /// Payload bytes queued with [`send`](Self::send) that the connection has not taken yet
+    pub fn queued_tx(&self) -> usize {
+        self.flow.queued_bytes()
+    }
+
+    /// Lets the remote peer send `delta` more bytes (signed; C `lws_ss_add_peer_tx_credit`).
+    /// Applies to protocols with credit (h2 windows, and across the SS proxy).
+    pub fn add_peer_tx_credit(&self, delta: i32) {
+        self.flow.add_peer_credit(delta);
+        self.command(Command::AddPeerTxCredit(delta));
+    }
+
+    /// How many more bytes this stream has let the remote peer send, as far as it knows
+    /// (C `lws_ss_get_est_peer_tx_credit`)
+    pub fn est_peer_tx_credit(&self) -> i32 {
+        self.flow.peer_credit()
+    }
+
+    /// Bytes the remote peer has let this stream send (credit reported by the protocol or
+    /// the SS proxy; 0 where there is none). Advisory: sending does not wait for it.
+    pub fn tx_credit(&self) -> i32 {
+        self.flow.tx_credit()
     }
 
     /// Sets metadata `name`; used from the next connection on

@@ -46,6 +46,7 @@ pub(crate) struct Proxied {
     pub(crate) metadata: std::sync::Arc<MetadataStore>,
     pub(crate) streamtype: sstreams_core::policy::StreamType,
     pub(crate) commands: mpsc::UnboundedReceiver<Command>,
+    pub(crate) flow: super::FlowTask,
 }
 
 /// Why the link went down
@@ -62,7 +63,9 @@ pub(crate) fn spawn_proxied(
     face: Face,
     addr: ProxyAddr,
     tx_credit: Option<i32>,
+    tx_queue_limit: usize,
 ) -> super::Stream {
+    let flow = super::Flow::new(tx_queue_limit);
     use sstreams_core::policy::spec::{PolicySpec, Protocol, StreamTypeSpec};
     // The client does not know the policy: a placeholder streamtype carries the name.
     let spec = PolicySpec {
@@ -87,6 +90,7 @@ pub(crate) fn spawn_proxied(
         metadata: std::sync::Arc::clone(&metadata),
         streamtype: streamtype.clone(),
         commands,
+        flow: super::FlowTask(std::sync::Arc::clone(&flow)),
     };
     let span = tracing::debug_span!("proxied", streamtype = name);
     tokio::spawn(tracing::Instrument::instrument(task.run(), span));
@@ -95,6 +99,7 @@ pub(crate) fn spawn_proxied(
         streamtype,
         metadata,
         proxied: true,
+        flow,
     }
 }
 
@@ -112,6 +117,8 @@ fn placeholder() -> sstreams_core::policy::StreamType {
 #[derive(Default)]
 struct Pending {
     metadata: Vec<(String, Bytes)>,
+    /// TXCR_UPDATE deltas to send
+    credit: Vec<i32>,
     timeout: Option<u32>,
     length_hint: Option<u32>,
     /// The user asked to connect (ONWARD_CONNECT)
@@ -235,7 +242,11 @@ impl Proxied {
                             .capture(&self.streamtype, vec![(name, m.value)]);
                         StateReturn::Ok
                     }
-                    // Credit and performance JSON are advisory.
+                    Frame::RxCreditUpdate(delta) => {
+                        self.flow.add_tx_credit(delta);
+                        StateReturn::Ok
+                    }
+                    // Performance JSON is advisory.
                     _ => StateReturn::Ok,
                 };
                 match ret {
@@ -272,6 +283,7 @@ impl Proxied {
                 value,
             }));
         }
+        frames.extend(p.credit.drain(..).map(Frame::TxCreditUpdate));
         if let Some(t) = p.timeout.take() {
             frames.push(Frame::TimeoutUpdate(t));
         }
@@ -323,6 +335,7 @@ impl Proxied {
             }
             Face::Channel { .. } => match p.queued.pop_front() {
                 Some(x) => {
+                    self.flow.taken(x.0.len());
                     p.user_wants_tx = !p.queued.is_empty();
                     x
                 }
@@ -425,6 +438,7 @@ impl Pending {
                 self.user_wants_tx = true;
             }
             Command::Metadata(name, value) => self.metadata.push((name, value)),
+            Command::AddPeerTxCredit(d) => self.credit.push(d),
             Command::Destroy => {}
         }
     }
