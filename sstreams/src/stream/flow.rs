@@ -74,11 +74,7 @@ impl Flow {
 
     /// The remote peer lets the stream send `delta` more bytes
     pub(crate) fn add_tx_credit(&self, delta: i32) {
-        let _ = self
-            .tx_credit
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
-                Some(c.saturating_add(delta))
-            });
+        add_saturating(&self.tx_credit, delta);
     }
 
     pub(crate) fn tx_credit(&self) -> i32 {
@@ -87,16 +83,18 @@ impl Flow {
 
     /// The stream lets the remote peer send `delta` more bytes
     pub(crate) fn add_peer_credit(&self, delta: i32) {
-        let _ = self
-            .peer_credit
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
-                Some(c.saturating_add(delta))
-            });
+        add_saturating(&self.peer_credit, delta);
     }
 
     pub(crate) fn peer_credit(&self) -> i32 {
         self.peer_credit.load(Ordering::Acquire)
     }
+}
+
+fn add_saturating(credit: &AtomicI32, delta: i32) {
+    let _ = credit.fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+        Some(c.saturating_add(delta))
+    });
 }
 
 /// The task's hold on the flow state: when the task ends, writers stop waiting
