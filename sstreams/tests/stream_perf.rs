@@ -334,3 +334,66 @@ async fn tls_handshake_time_is_measured() {
     assert!(micros(perf, "tls_us") > 0, "{perf}");
     drop(stream);
 }
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn unix_socket_peer_is_written_as_c_writes_it() {
+    use std::os::linux::net::SocketAddrExt;
+    let name = support::unique_name("perf");
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let l = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    l.set_nonblocking(true).unwrap();
+    let l = tokio::net::UnixListener::from_std(l).unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let _ = s.write_all(b"bye").await;
+        let _ = s.shutdown().await;
+    });
+    let cx = context(&format!(
+        r#"{{ "unix": {{ "endpoint": "+@{name}", "protocol": "raw", "perf": true }} }}"#
+    ));
+    let (stream, mut events) = cx.open("unix").unwrap();
+    stream.connect();
+    let recs = events_until(&mut events, State::DISCONNECTED).await;
+    let [perf] = perfs(&recs)[..] else {
+        panic!("one perf rx: {recs:?}")
+    };
+    // No lookup for a Unix socket: disposition 0 and no results.
+    assert_eq!(perf["peer"], "(unix skt)");
+    assert_eq!(perf["dns_disp"], 0);
+    assert_eq!(perf["dns_us"], 0);
+    assert_eq!(perf["dns"], serde_json::json!([]));
+    micros(perf, "sockconn_us");
+    drop(stream);
+}
+
+#[tokio::test]
+async fn h1_redirect_reports_once_for_the_connection_that_answered() {
+    let (final_port, _request) =
+        support::http_once(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n").await;
+    let redirect: &'static [u8] = format!(
+        "HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:{final_port}/y\r\ncontent-length: 0\r\n\r\n"
+    )
+    .into_bytes()
+    .leak();
+    let (port, _request) = support::http_once(redirect).await;
+    let cx = context(&format!(
+        r#"{{ "get": {{ "endpoint": "127.0.0.1", "port": {port}, "protocol": "h1",
+                       "http_method": "GET", "http_url": "x", "perf": true,
+                       "allow_redirects": true }} }}"#
+    ));
+    let (stream, mut events) = cx.open("get").unwrap();
+    stream.request_tx();
+    let recs = events_until(&mut events, State::DISCONNECTED).await;
+    let [perf] = perfs(&recs)[..] else {
+        panic!("one perf rx: {recs:?}")
+    };
+    assert_eq!(perf["prot_specific"]["resp"], 201);
+    assert_eq!(perf["peer"], "127.0.0.1");
+    assert!(micros(perf, "txn_resp_us") > 0, "{perf}");
+    assert!(
+        recs.contains(&Rec::State(State::QOS_ACK_REMOTE)),
+        "{recs:?}"
+    );
+    drop(stream);
+}
