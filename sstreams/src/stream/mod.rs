@@ -54,8 +54,11 @@ pub trait StreamHandler: Send + 'static {
     /// Payload from the peer, with the protocol's SOM/EOM placement
     ///
     /// With policy `"perf": true`, also once per connection an rx with `SOM|EOM|PERF_JSON`
-    /// holding the connection's performance JSON (see `sstreams_core::stream::perf`); it may
-    /// come in the middle of a message, so handle it apart from the payload.
+    /// holding the connection's performance JSON (see `sstreams_core::stream::perf`): when the
+    /// connect fails, when an http response head arrives, or else when the peer or the
+    /// protocol ends the connection. It may come in the middle of a message, so handle it
+    /// apart from the payload. A connection the stream itself drops (destroy, `DisconnectMe`,
+    /// the stream timeout) reports nothing.
     fn rx(&mut self, cx: &mut StreamCx<'_>, data: &[u8], flags: PayloadFlags) -> StateReturn {
         let _ = (cx, data, flags);
         StateReturn::Ok
