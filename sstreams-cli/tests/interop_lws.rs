@@ -132,6 +132,10 @@ fn our_proxy_serves_the_c_smd_client() {
     }
 }
 
+/// Known to fail often: the C proxy hands an `_lws_smd` TX_PAYLOAD that straddles two of its
+/// 4096-byte socket reads to its bus as two messages (its log says "smd message undersize"
+/// when the tail is under 16 bytes; a longer tail is posted with bytes of the message as its
+/// class), so a burst of our frames loses or garbles a message now and then.
 #[test]
 #[ignore = "needs a local libwebsockets build: set LWS_BIN_DIR (see the module docs)"]
 fn our_client_uses_the_c_proxy() {
@@ -403,7 +407,8 @@ fn our_proxy_serves_the_c_minimal_client() {
         let got = hexdumped_rx(&log);
         assert_eq!(got.len(), big_body().len(), "{link:?}: payload length");
         assert!(got == big_body(), "{link:?}: payload differs");
-        assert!(log.contains("myss_state: LWSSSCS_QOS_ACK_REMOTE"), "{log}");
+        // (Not QOS_ACK_REMOTE: the example stops at EOM, so it sees the verdict only when
+        // that arrives in the same read.)
     }
     let log = client(&unix, &["--local"]);
     assert!(log.contains("myss_rx: len 30, flags: 1"), "{log}");
