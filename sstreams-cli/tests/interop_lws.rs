@@ -13,12 +13,21 @@
 //!         -DCMAKE_PREFIX_PATH=$PWD/lws-inst -DLWS_WITH_SECURE_STREAMS_PROXY_API=1
 //!     make -C ex-$ex -j2 && cp ex-$ex/lws-* lws-bin/
 //! done
+//! # lws-minimal-secure-streams-client is minimal-secure-streams.c built with -DLWS_SS_USE_SSPC.
+//! # Its CMakeLists wants LWS_WITH_TLS (only the proxy does TLS), and the source declares an
+//! # unused `struct lws_genhash_ctx` member, which is incomplete without TLS: build it directly
+//! # with a one-line definition of that struct forced in.
+//! echo 'struct lws_genhash_ctx { char unused; };' > genhash-shim.h
+//! cc -O2 -DLWS_SS_USE_SSPC -include genhash-shim.h -I lws-inst/include \
+//!     $LWS/minimal-examples-lowlevel/secure-streams/minimal-secure-streams/minimal-secure-streams.c \
+//!     -L lws-inst/lib -lwebsockets -o lws-bin/lws-minimal-secure-streams-client
 //! LD_LIBRARY_PATH=$PWD/lws-inst/lib LWS_BIN_DIR=$PWD/lws-bin \
 //!     cargo test -p sstreams-cli --test interop_lws -- --ignored --test-threads=1
 //! ```
 //!
-//! The C binaries use the default abstract socket `@proxy.ss.lws`, so the tests run one at a
-//! time and nothing else may listen there meanwhile.
+//! The C smd binaries and the C proxy use the default abstract socket `@proxy.ss.lws`, so the
+//! tests run one at a time and nothing else may listen there meanwhile. The minimal client
+//! test needs nginx (`nginx-light`) too, and uses sockets of its own.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -35,24 +44,38 @@ fn lws_bin(name: &str) -> PathBuf {
 
 /// `sstreams proxy` on the default socket, once it listens
 fn our_proxy() -> Child {
+    our_proxy_with(&["--listen", "@proxy.ss.lws"]).0
+}
+
+/// `sstreams proxy` with `args`, once it listens; and the address it says it listens on
+fn our_proxy_with(args: &[&str]) -> (Child, String) {
     let mut proxy = Command::new(env!("CARGO_BIN_EXE_sstreams"))
-        .args(["proxy", "--listen", "@proxy.ss.lws"])
+        .arg("proxy")
+        .args(args)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stderr = proxy.stderr.take().unwrap();
     let mut seen = Vec::new();
     let mut byte = [0u8; 1];
-    while !String::from_utf8_lossy(&seen).contains("listening on") {
+    let marker = "listening on ";
+    loop {
         assert_eq!(
             stderr.read(&mut byte).unwrap(),
             1,
             "proxy exited: {}",
             String::from_utf8_lossy(&seen)
         );
+        if byte[0] == b'\n' && String::from_utf8_lossy(&seen).contains(marker) {
+            break;
+        }
         seen.push(byte[0]);
     }
-    proxy
+    let line = String::from_utf8_lossy(&seen).into_owned();
+    let addr = line[line.find(marker).unwrap() + marker.len()..].to_owned();
+    // Keep draining its log so that it never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (proxy, addr)
 }
 
 fn stop(mut proxy: Child) {
@@ -109,6 +132,10 @@ fn our_proxy_serves_the_c_smd_client() {
     }
 }
 
+/// Known to fail often: the C proxy hands an `_lws_smd` TX_PAYLOAD that straddles two of its
+/// 4096-byte socket reads to its bus as two messages (its log says "smd message undersize"
+/// when the tail is under 16 bytes; a longer tail is posted with bytes of the message as its
+/// class), so a burst of our frames loses or garbles a message now and then.
 #[test]
 #[ignore = "needs a local libwebsockets build: set LWS_BIN_DIR (see the module docs)"]
 fn our_client_uses_the_c_proxy() {
@@ -147,5 +174,263 @@ fn our_client_uses_the_c_proxy() {
     assert!(
         out.status.success() && text.contains("Completed: OK"),
         "{text}"
+    );
+}
+
+/// nginx on loopback for the minimal client: `/big.bin` ([`big_body`]) on a plain and a TLS
+/// port, with a certificate for `localhost` from a CA of its own; stopped on drop
+struct Nginx {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+    tls_port: u16,
+    /// The CA certificate, base64 DER as a policy's `certs` wants it
+    ca_b64: String,
+}
+
+/// The body nginx serves as `/big.bin`: large enough to take many RX_PAYLOAD frames
+fn big_body() -> Vec<u8> {
+    (0..300_000u32).map(|i| (i % 251) as u8).collect()
+}
+
+impl Nginx {
+    fn start() -> Self {
+        use std::os::fd::AsRawFd;
+        let bin = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("nginx is installed (apt-get install nginx-light)");
+        let dir =
+            std::env::temp_dir().join(format!("sstreams-interop-nginx-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("www")).unwrap();
+        std::fs::write(dir.join("www/big.bin"), big_body()).unwrap();
+        std::fs::write(
+            dir.join("www/index.html"),
+            "<html>hello from nginx</html>\n",
+        )
+        .unwrap();
+
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "interop test ca");
+        let ca =
+            rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+        let ca_b64: String = ca
+            .pem()
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+
+        // Ports chosen by the OS, inherited by nginx (its NGINX variable): no race, no wait.
+        let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tls = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = plain.local_addr().unwrap().port();
+        let tls_port = tls.local_addr().unwrap().port();
+        for l in [&plain, &tls] {
+            rustix::io::fcntl_setfd(l, rustix::io::FdFlags::empty()).unwrap();
+        }
+        let d = dir.display();
+        let conf = format!(
+            r#"daemon off;
+worker_processes 1;
+error_log {d}/error.log info;
+pid {d}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    log_format hdr "$request uptag=[$http_x_upload_tag]";
+    access_log {d}/access.log hdr;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{tls_port} ssl;
+        server_name localhost;
+        ssl_certificate {d}/cert.pem;
+        ssl_certificate_key {d}/key.pem;
+        root {d}/www;
+    }}
+}}
+"#
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let child = Command::new(bin)
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .env(
+                "NGINX",
+                format!("{};{};", plain.as_raw_fd(), tls.as_raw_fd()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("nginx starts");
+        // nginx has its copies now (the kernel queues connections until it accepts).
+        drop((plain, tls));
+        Self {
+            child,
+            dir,
+            port,
+            tls_port,
+            ca_b64,
+        }
+    }
+
+    fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM: the master stops its worker too.
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(self.child.id() as i32).unwrap(),
+            rustix::process::Signal::TERM,
+        );
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The payload a C minimal client logged with `-d 1039`: its `myss_rx` hexdumps (lines
+/// `I: 0000: 3C 68 ...`; the metadata dumps carry a `[handle]` tag instead), concatenated
+fn hexdumped_rx(log: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in log.lines() {
+        let Some(i) = line.find("] I: ") else {
+            continue;
+        };
+        let rest = &line[i + 5..];
+        // "%04X: " then 16 columns of "%02X " (blank-padded), then the ASCII column
+        let is_dump = rest.len() > 6
+            && rest.as_bytes()[4] == b':'
+            && rest[..4].bytes().all(|b| b.is_ascii_hexdigit());
+        if !is_dump {
+            continue;
+        }
+        let hex = &rest[6..rest.len().min(6 + 16 * 3)];
+        out.extend(
+            hex.split_whitespace()
+                .map(|h| u8::from_str_radix(h, 16).expect("hexdump byte")),
+        );
+    }
+    out
+}
+
+#[test]
+#[ignore = "needs a local libwebsockets build: set LWS_BIN_DIR (see the module docs)"]
+fn our_proxy_serves_the_c_minimal_client() {
+    let ngx = Nginx::start();
+    // A server that accepts (the kernel does) and never answers, for the timeout case.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    // The streamtypes the example asks for (the C example policy's, on loopback): "mintest"
+    // over TLS with our CA, "mintest_local" (--local) plain, "respmap" (--respmap) mapping
+    // 404 to a user state, "mintest-ots" (--ots) at the silent server.
+    let (ca, port, tls_port) = (&ngx.ca_b64, ngx.port, ngx.tls_port);
+    let policy =
+        std::env::temp_dir().join(format!("sstreams-interop-min-{}.json", std::process::id()));
+    std::fs::write(
+        &policy,
+        format!(
+            r#"{{ "release": "1", "product": "interop", "schema-version": 1,
+  "retry": [{{ "default": {{ "backoff": [1000, 2000], "conceal": 5, "jitterpc": 20 }} }}],
+  "certs": [{{ "interop_ca": "{ca}" }}],
+  "trust_stores": [{{ "name": "interop", "stack": ["interop_ca"] }}],
+  "s": [
+    {{ "mintest": {{ "endpoint": "localhost", "port": {tls_port}, "protocol": "h1",
+        "http_method": "GET", "http_url": "big.bin?uptag=${{uptag}}",
+        "metadata": [{{ "uptag": "X-Upload-Tag:" }}, {{ "ctype": "Content-Type:" }},
+                     {{ "xctype": "X-Content-Type:" }}],
+        "tls": true, "tls_trust_store": "interop", "opportunistic": true,
+        "retry": "default" }} }},
+    {{ "mintest_local": {{ "endpoint": "127.0.0.1", "port": {port}, "protocol": "h1",
+        "http_method": "GET", "http_url": "index.html", "opportunistic": true,
+        "retry": "default" }} }},
+    {{ "respmap": {{ "endpoint": "127.0.0.1", "port": {port}, "protocol": "h1",
+        "http_method": "GET", "http_url": "missing.html", "http_resp_map": [{{ "404": 1001 }}],
+        "retry": "default" }} }},
+    {{ "mintest-ots": {{ "endpoint": "127.0.0.1", "port": {silent_port}, "protocol": "h1",
+        "http_method": "GET", "http_url": "x", "retry": "default" }} }}
+  ] }}"#
+        ),
+    )
+    .unwrap();
+    let policy_arg = policy.to_str().unwrap().to_owned();
+    let name = format!("sstreams-interop-min-{}", std::process::id());
+    let (unix_proxy, _) =
+        our_proxy_with(&["--policy", &policy_arg, "--listen", &format!("@{name}")]);
+    let (tcp_proxy, tcp_addr) =
+        our_proxy_with(&["--policy", &policy_arg, "--listen", "tcp:127.0.0.1:0"]);
+    let tcp_port = tcp_addr.rsplit(':').next().unwrap().to_owned();
+    let unix = ["-i".to_owned(), format!("+@{name}")];
+    let tcp = [
+        "-p".to_owned(),
+        tcp_port,
+        "-a".to_owned(),
+        "127.0.0.1".to_owned(),
+    ];
+
+    let client = |link: &[String], args: &[&str]| {
+        let mut cmd = Command::new(lws_bin("lws-minimal-secure-streams-client"));
+        cmd.args(link).args(args);
+        let out = run(cmd, Duration::from_secs(30));
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success() && log.contains("Completed: OK"),
+            "C minimal client {link:?} {args:?}: {:?}\n{log}",
+            out.status
+        );
+        log
+    };
+
+    // The whole body, byte for byte, through the proxy's TLS onward connection, on either
+    // kind of link.
+    for link in [&unix[..], &tcp[..]] {
+        let log = client(link, &["-d", "1039"]);
+        let got = hexdumped_rx(&log);
+        assert_eq!(got.len(), big_body().len(), "{link:?}: payload length");
+        assert!(got == big_body(), "{link:?}: payload differs");
+        // (Not QOS_ACK_REMOTE: the example stops at EOM, so it sees the verdict only when
+        // that arrives in the same read.)
+    }
+    let log = client(&unix, &["--local"]);
+    assert!(log.contains("myss_rx: len 30, flags: 1"), "{log}");
+    let log = client(&unix, &["--respmap"]);
+    assert!(log.contains("myss_state: user state (1001)"), "{log}");
+    // No answer within --timeout_ms: the client's timeout, which it expects here (exit 3).
+    let log = client(
+        &tcp,
+        &["--ots", "--timeout_ms", "500", "--expected-exit", "3"],
+    );
+    assert!(log.contains("myss_state: LWSSSCS_TIMEOUT"), "{log}");
+
+    stop(unix_proxy);
+    stop(tcp_proxy);
+    drop(silent);
+    let _ = std::fs::remove_file(&policy);
+    // The example sets uptag when CONNECTING, after the request line is made, so (as with the
+    // C proxy) it reaches neither the url nor the headers of this first request.
+    let access = ngx.access_log();
+    assert_eq!(
+        access.matches("GET /big.bin?uptag= HTTP/1.1").count(),
+        2,
+        "{access}"
     );
 }

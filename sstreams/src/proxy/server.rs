@@ -10,8 +10,8 @@
 //!   (`u32::MAX`) the stream timeout; TXCR_UPDATE is accepted and has no effect (no h2 yet);
 //!   DESTROYING hangs up, as C does.
 //! * stream → client: every state as CONNSTATE, captured metadata as METADATA, payload as
-//!   RX_PAYLOAD (split into frames of at most [`MAX_RX_CHUNK`] bytes, SOM on the first piece
-//!   and EOM on the last).
+//!   RX_PAYLOAD (split into frames of at most [`rx_chunk_limit`] bytes, SOM on the first
+//!   piece and EOM on the last).
 //!
 //! A malformed frame, a frame of the wrong direction or a second STREAMTYPE closes that link
 //! only. Closing the link destroys the stream (its last states are not delivered, as in C).
@@ -48,8 +48,27 @@ use crate::{Context, StreamEvent, StreamOptions};
 /// How long a new link may take to send STREAMTYPE (C: 3 s)
 pub const STREAMTYPE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Most payload bytes in one RX_PAYLOAD frame
+/// Most payload bytes one RX_PAYLOAD frame can carry
 pub const MAX_RX_CHUNK: usize = MAX_BODY_LEN - PAYLOAD_HEADER_LEN;
+
+/// The C client's reassembly buffer when CREATE_RESULT says `client_buflen` 0
+const C_CLIENT_DEFAULT_BUFLEN: u32 = 32_768;
+
+/// Most payload bytes in one RX_PAYLOAD frame to a client told `client_buflen` in
+/// CREATE_RESULT: half that buffer (0: the C client's default, 32768), at most
+/// [`MAX_RX_CHUNK`]
+///
+/// The C client gathers each frame's pieces in a buffer of `client_buflen` bytes; when a frame
+/// does not fit, it hands over what it gathered and silently drops the frame's last piece
+/// (up to 1380 bytes). Half the buffer leaves room for its per-piece overhead.
+pub fn rx_chunk_limit(client_buflen: u32) -> usize {
+    let buflen = if client_buflen == 0 {
+        C_CLIENT_DEFAULT_BUFLEN
+    } else {
+        client_buflen
+    };
+    (buflen as usize / 2).clamp(1, MAX_RX_CHUNK)
+}
 
 /// Serves links accepted by `listener` with streams of `cx` until `shutdown` completes; then
 /// stops accepting and closes every link
@@ -161,6 +180,7 @@ where
     };
     write_frames(&mut wr, &mut out, &[Frame::CreateResult(created)]).await?;
     link.handle_created(true);
+    let rx_limit = rx_chunk_limit(client_buflen);
     // An http request with a body: C clients send the body only after CONNECTED, which the
     // onward stream reports at the response, so the proxy says CONNECTED as soon as the
     // connection is being made (C does the same when the headers go out).
@@ -216,7 +236,9 @@ where
                     write_frames(&mut wr, &mut out, &[Frame::ConnState(ConnState { state, ack })])
                         .await?;
                 }
-                Some(StreamEvent::Rx(data, flags)) => send_rx(&mut wr, &mut out, data, flags).await?,
+                Some(StreamEvent::Rx(data, flags)) => {
+                    send_rx(&mut wr, &mut out, data, flags, rx_limit).await?;
+                }
                 Some(StreamEvent::Metadata(name, value)) => {
                     let m = wire::Metadata { name: Bytes::from(name), value };
                     write_frames(&mut wr, &mut out, &[Frame::RxMetadata(m)]).await?;
@@ -257,17 +279,18 @@ fn apply(stream: &crate::Stream, action: ProxyAction) {
     }
 }
 
-/// Sends payload as RX_PAYLOAD frames of at most [`MAX_RX_CHUNK`] bytes, in one write
+/// Sends payload as RX_PAYLOAD frames of at most `limit` bytes, in one write
 async fn send_rx<W: AsyncWrite + Unpin>(
     wr: &mut W,
     out: &mut BytesMut,
     data: Bytes,
     flags: PayloadFlags,
+    limit: usize,
 ) -> Result<(), LinkError> {
-    let pieces = data.len().div_ceil(MAX_RX_CHUNK).max(1);
+    let pieces = data.len().div_ceil(limit).max(1);
     let frames: Vec<Frame> = (0..pieces)
         .map(|i| {
-            let piece = data.slice(i * MAX_RX_CHUNK..((i + 1) * MAX_RX_CHUNK).min(data.len()));
+            let piece = data.slice(i * limit..((i + 1) * limit).min(data.len()));
             let mut f = flags;
             if i > 0 {
                 f = f - PayloadFlags::SOM;
