@@ -376,7 +376,8 @@ impl ClientLink {
     /// 1. a pending TIMEOUT_UPDATE (once STREAMTYPE is out: before it, the proxy would
     ///    ignore it and the value would be lost);
     /// 2. STREAMTYPE, then nothing else until CREATE_RESULT;
-    /// 3. queued METADATA and TXCR_UPDATE, newest first;
+    /// 3. queued METADATA and TXCR_UPDATE, newest first (as C; since only the latest value
+    ///    per metadata name is queued, this order never sends a stale value last);
     /// 4. PAYLOAD_LENGTH_HINT;
     /// 5. ONWARD_CONNECT if the app asked to connect (only in LOCAL_CONNECTED);
     /// 6. payload: [`Transmit::Tx`] while the app wants to send. This comes before
