@@ -6,7 +6,8 @@
 //! the I/O around it: connect, read into the [`Decoder`], write frames, run its timer, call
 //! the user. What that gives the user:
 //!
-//! * link: connect, STREAMTYPE, CREATE_RESULT within [`CREATE_RESULT_TIMEOUT`]; on any
+//! * link: connect (given up after [`CREATE_RESULT_TIMEOUT`] too), STREAMTYPE, CREATE_RESULT
+//!   within [`CREATE_RESULT_TIMEOUT`]; on any
 //!   failure (refused, closed, create failed, a frame the client does not accept) retry every
 //!   [`LINK_RETRY`], forever, telling the user `UPSTREAM_LINK_RETRY` with `ack` = ms spent
 //!   trying (C behaviour);
@@ -150,8 +151,12 @@ impl Proxied {
             match state {
                 ClientLinkState::Destroyed => return self.close_events(),
                 ClientLinkState::Connecting => {
-                    match crate::transport::connect(&self.addr.endpoint(), None).await {
-                        Ok(transport) => {
+                    // A TCP connect that hangs counts as failed after the time the proxy
+                    // would have had to answer STREAMTYPE.
+                    let endpoint = self.addr.endpoint();
+                    let connect = crate::transport::connect(&endpoint, None);
+                    match tokio::time::timeout(CREATE_RESULT_TIMEOUT, connect).await {
+                        Ok(Ok(transport)) => {
                             io = Some(Io {
                                 transport,
                                 decoder: Decoder::client_side(),
@@ -159,8 +164,12 @@ impl Proxied {
                             });
                             self.link.handle_connected(now());
                         }
-                        Err(e) => {
+                        Ok(Err(e)) => {
                             tracing::debug!("link to the proxy: {e}");
+                            self.link.handle_connect_failed(now());
+                        }
+                        Err(_) => {
+                            tracing::debug!("link to the proxy: connect timed out");
                             self.link.handle_connect_failed(now());
                         }
                     }
