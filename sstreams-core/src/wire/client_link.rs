@@ -297,7 +297,8 @@ impl ClientLink {
 
     /// A frame from the proxy
     ///
-    /// On an error the link is already closed (a retry is scheduled) or, if
+    /// A proxied `DESTROYING` is accepted and ends the stream ([`ClientLinkState::Destroyed`]:
+    /// close the transport). On an error the link is already closed (a retry is scheduled) or, if
     /// [`ClientLinkError::destroys_stream`], the stream destroyed; the caller closes its
     /// transport either way.
     pub fn handle_frame(&mut self, now: Instant, frame: Frame) -> Result<(), ClientLinkError> {
@@ -532,6 +533,14 @@ impl ClientLink {
             });
         }
         match state {
+            State::DESTROYING => {
+                // Nothing follows DESTROYING: the stream ends with the onward one. (The C
+                // proxy never forwards it; a proxy that does destroys the client stream.)
+                self.push_state(state, ack);
+                self.state = ClientLinkState::Destroyed;
+                self.deadline = None;
+                return Ok(());
+            }
             State::CONNECTED => self.state = ClientLinkState::Operational,
             State::DISCONNECTED | State::UNREACHABLE | State::AUTH_FAILED => {
                 self.state = ClientLinkState::LocalConnected;

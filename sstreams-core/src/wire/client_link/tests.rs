@@ -574,6 +574,19 @@ fn bad_states_destroy_the_stream() {
 }
 
 #[test]
+fn a_proxied_destroying_ends_the_stream() {
+    // Found by fuzzing: a link lost after a proxied DESTROYING reported UPSTREAM_LINK_RETRY.
+    let mut h = Harness::created();
+    h.feed(&hex("57 00 05 07 00 00 00 00"));
+    assert_eq!(h.events(), [state(State::DESTROYING)]);
+    assert_eq!(h.link.state(), ClientLinkState::Destroyed);
+    h.link.handle_link_closed(h.now);
+    h.link.destroy();
+    assert_eq!(h.events(), []);
+    assert_eq!(h.link.poll_timeout(), None);
+}
+
+#[test]
 fn a_second_connected_is_swallowed() {
     let mut h = Harness::created();
     h.feed(&hex(
