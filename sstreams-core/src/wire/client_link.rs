@@ -7,12 +7,15 @@
 //! connections): what the app queued while a link was down is sent on the next one.
 //!
 //! ```text
-//!              ┌──────────────────── link lost / violation / 3 s without CREATE_RESULT ─┐
-//!              ▼                                                                         │
-//!  Connecting ─┴─► SendingInitialTx ─STREAMTYPE─► WaitingCreateResult ─CREATE_RESULT─►   │
-//!   ▲   (handle_connected)                                                               │
-//!   │ 1 s                  LocalConnected ◄──DISCONNECTED/UNREACHABLE/AUTH_FAILED── Operational
-//!   └── Waiting ◄───┘            └──────────────── CONNECTED ─────────────────────────►┘
+//!              handle_connected                   STREAMTYPE written
+//!  Connecting ──────────────────► SendingInitialTx ──────────────────► WaitingCreateResult
+//!      ▲                                                                       │ CREATE_RESULT
+//!      │ LINK_RETRY (1 s)                                                      ▼
+//!   Waiting ◄── connect failed; from any link-up state:       ┌──────► LocalConnected
+//!               link lost, a refused frame, no CREATE_RESULT  │ DISCONNECTED,    │ CONNECTED
+//!               within CREATE_RESULT_TIMEOUT (3 s)            │ UNREACHABLE,     ▼
+//!                                                             └─ AUTH_FAILED ─ Operational
+//!  Destroyed ◄── from any state: destroy(), a proxied DESTROYING, a bad state
 //! ```
 //!
 //! # Driving it
