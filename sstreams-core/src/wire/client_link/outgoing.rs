@@ -25,6 +25,9 @@ enum Item {
 pub(super) struct Outgoing {
     pub(super) timeout: Option<u32>,
     items: Vec<Item>,
+    /// The latest value of every metadata name ever set: a stream recreated on a new link
+    /// gets them all again (the proxy's new onward stream starts without metadata)
+    metadata: Vec<Metadata>,
     pub(super) length_hint: Option<u32>,
     /// The app asked to connect (ONWARD_CONNECT in LOCAL_CONNECTED)
     pub(super) connect: bool,
@@ -64,7 +67,10 @@ impl Outgoing {
         }
         self.items
             .retain(|i| !matches!(i, Item::Metadata(m) if m.name == name));
-        self.items.push(Item::Metadata(Metadata { name, value }));
+        self.metadata.retain(|m| m.name != name);
+        let m = Metadata { name, value };
+        self.metadata.push(m.clone());
+        self.items.push(Item::Metadata(m));
         Ok(())
     }
 
@@ -94,9 +100,19 @@ impl Outgoing {
         self.onward = true;
     }
 
-    /// A new link created the stream again at the proxy: connect it if it was connected
-    /// before and nothing pending (tx, length hint) will
+    /// A new link created the stream again at the proxy: give it every metadata value again,
+    /// and connect it if it was connected before and nothing pending (tx, length hint) will
     pub(super) fn recreated(&mut self) {
+        for m in &self.metadata {
+            let queued = self
+                .items
+                .iter()
+                .any(|i| matches!(i, Item::Metadata(q) if q.name == m.name));
+            if !queued {
+                // Under the queued items: newest first sends those last, as the latest.
+                self.items.insert(0, Item::Metadata(m.clone()));
+            }
+        }
         if self.onward && !self.tx_connect && self.length_hint.is_none() {
             self.connect = true;
         }

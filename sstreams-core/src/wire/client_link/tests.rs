@@ -902,3 +902,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_recreated_stream_gets_its_metadata_again() {
+    let mut h = Harness::created();
+    h.link.set_metadata(b(b"auth"), b(b"old")).unwrap();
+    h.link.set_metadata(b(b"auth"), b(b"token")).unwrap();
+    h.link.set_metadata(b(b"ctype"), b(b"json")).unwrap();
+    assert_eq!(h.frames().len(), 2, "one frame per name");
+    h.link.handle_link_closed(h.now);
+    h.events();
+    // Set again while the link is down: this value is the one that counts.
+    h.link.set_metadata(b(b"ctype"), b(b"text")).unwrap();
+    h.advance(LINK_RETRY);
+    h.connected();
+    assert!(matches!(h.frames()[..], [Frame::StreamType(_)]));
+    h.feed(&hex("56 00 0d 00 00 00 00 00 2c 6d 69 6e 74 65 73 74"));
+    let md = |n: &'static [u8], v: &'static [u8]| {
+        Frame::TxMetadata(Metadata {
+            name: b(n),
+            value: b(v),
+        })
+    };
+    assert_eq!(
+        h.frames(),
+        [md(b"ctype", b"text"), md(b"auth", b"token")],
+        "every name once, with its latest value"
+    );
+}
