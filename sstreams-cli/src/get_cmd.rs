@@ -11,8 +11,9 @@
 //!
 //! With `--proxy ADDR` the stream runs at that SS proxy (ours or the C one), which has the
 //! policy: `--policy` is then not needed. Through a proxy the client does not know the
-//! streamtype's protocol, so a `DISCONNECTED` after `CONNECTED` also ends the run (exit 0)
-//! when no verdict came first.
+//! streamtype's protocol: a `DISCONNECTED` without a verdict ends the run with exit 1 (an
+//! http transfer cut short, which the C proxy then retries), unless `--raw` says the
+//! streamtype is raw, where the peer closing is the normal end (exit 0).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -34,6 +35,9 @@ pub(crate) struct GetArgs {
     /// (filesystem socket) or tcp:ADDR:PORT
     #[arg(long, value_name = "ADDR")]
     proxy: Option<ProxyAddr>,
+    /// With --proxy: the streamtype is raw (no verdict), so a disconnect is its normal end
+    #[arg(long, requires = "proxy")]
+    raw: bool,
     /// The streamtype to create
     streamtype: String,
     /// Metadata to set before connecting, as NAME=VALUE (repeatable)
@@ -60,7 +64,6 @@ async fn get(args: &GetArgs) -> Result<bool, String> {
         builder.proxy(addr.clone());
     }
     let cx = builder.build().map_err(|e| e.to_string())?;
-    let mut connected = false;
     let (stream, mut events) = cx.open(&args.streamtype).map_err(|e| e.to_string())?;
     for m in &args.meta {
         let (name, value) = m
@@ -115,7 +118,6 @@ async fn get(args: &GetArgs) -> Result<bool, String> {
                     }
                 );
                 match state {
-                    ConnState::CONNECTED => connected = true,
                     ConnState::QOS_ACK_REMOTE => break,
                     ConnState::QOS_NACK_REMOTE
                     | ConnState::ALL_RETRIES_FAILED
@@ -124,13 +126,20 @@ async fn get(args: &GetArgs) -> Result<bool, String> {
                         return Ok(false);
                     }
                     // raw has no verdict: the peer closing ends it. Through a proxy the
-                    // protocol is unknown (h1 gives its verdict before disconnecting).
+                    // protocol is unknown: --raw says.
                     ConnState::DISCONNECTED
-                        if args.proxy.is_some() && connected
+                        if args.raw
                             || args.proxy.is_none()
                                 && !stream.streamtype().protocol().is_http() =>
                     {
                         break;
+                    }
+                    ConnState::DISCONNECTED if args.proxy.is_some() => {
+                        let _ = out.flush();
+                        return Err(format!(
+                            "{}: disconnected without a verdict (use --raw for a raw streamtype)",
+                            args.streamtype
+                        ));
                     }
                     _ => {}
                 }
