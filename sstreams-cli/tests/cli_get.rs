@@ -160,3 +160,35 @@ fn get_through_a_proxy() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--policy"));
 }
+
+#[test]
+fn get_raw_through_a_proxy() {
+    // A raw peer that says something and closes.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.write_all(b"raw bytes\n").unwrap();
+    });
+    let dir = std::env::temp_dir().join(format!("sstreams-get-raw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("p.json");
+    std::fs::write(
+        &p,
+        format!(
+            r#"{{ "s": [{{ "peer": {{ "endpoint": "127.0.0.1", "port": {port},
+                           "protocol": "raw" }} }}] }}"#
+        ),
+    )
+    .unwrap();
+    let addr = format!("@sstreams-cli-get-raw-{}", std::process::id());
+    let _proxy = OurProxy::start(p.to_str().unwrap(), &addr);
+    // Through a proxy the client cannot tell raw from h1: --raw says the close is the end.
+    let out = get(&["--proxy", &addr, "--raw", "peer", "--timeout-s", "10"]);
+    server.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "raw bytes\n", "{err}");
+    assert!(err.contains("peer: LWSSSCS_DISCONNECTED"), "{err}");
+    assert!(out.status.success(), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
