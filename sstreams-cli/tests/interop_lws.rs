@@ -225,9 +225,11 @@ fn our_client_uses_the_c_proxy() {
 /// many). About half of the runs fail that way; our client writes one frame per write, as a
 /// C client does, so it is the rate, not the framing, that triggers it.
 ///
-/// So this passes when the run completes, or fails only in the known way (message counts off,
-/// the link and the stream otherwise fine); anything else (a hang, a link error, other
-/// failures) fails it.
+/// So this passes when the run completes, or fails in the known way: the C proxy logged
+/// the undersize tail (whatever the demo then saw: counts off, or a timeout when the split
+/// message was the end marker), or without that log only message counts are off (the link
+/// and the stream otherwise fine); anything else (a hang or a link error with no split
+/// logged, other failures) fails it.
 #[test]
 #[ignore = "needs a local libwebsockets build: set LWS_BIN_DIR (see the module docs)"]
 fn our_client_bursts_into_the_c_proxy() {
@@ -238,13 +240,15 @@ fn our_client_bursts_into_the_c_proxy() {
     }
     let failures: Vec<&str> = text.lines().filter(|l| l.starts_with("FAIL:")).collect();
     let known = |l: &&str| l.contains(" rx count: ") || l.contains("saw no INTERACTION");
+    let split_logged = c_log.contains("smd message undersize");
     assert!(
-        text.contains("Completed: FAIL") && !failures.is_empty() && failures.iter().all(known),
+        text.contains("Completed: FAIL")
+            && (split_logged || !failures.is_empty() && failures.iter().all(known)),
         "not the known C proxy bug:\n{text}\n--- C proxy log:\n{c_log}"
     );
     eprintln!(
         "known C proxy bug reproduced ({}): {failures:?}",
-        if c_log.contains("smd message undersize") {
+        if split_logged {
             "its log says \"smd message undersize\""
         } else {
             "a tail of 16 bytes or more, posted as a message"
