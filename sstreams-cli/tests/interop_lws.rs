@@ -646,11 +646,12 @@ fn our_get_uses_the_c_proxy() {
     );
     assert_states_in_order(&err, "missing", &["CONNECTED", "QOS_NACK_REMOTE"]);
 
-    // Larger than the C proxy's 4096-byte reads, so it arrives in several. Under 65517
-    // bytes: our client sends an async-face payload as one TX_PAYLOAD, and a larger one does
-    // not fit a frame (see the report on branch cproxy). The C proxy holds what the client
-    // sends until the onward connection takes it, in at most `proxy_buflen` (default 32 KiB,
-    // over which it drops the link): "upload" raises that.
+    // Larger than the C proxy's 4096-byte reads, so it arrives in several. At most 65519
+    // bytes (65535 less the 16 of the payload fields): our client sends an async-face payload
+    // as one TX_PAYLOAD, and a larger one does not fit a frame (the link is dropped and the
+    // body lost). The C proxy holds what the client sends until the onward connection takes
+    // it, in at most `proxy_buflen` (default 32 KiB, over which it drops the link): "upload"
+    // raises that.
     let body: String = (0..60_000u32)
         .map(|i| char::from(b'a' + (i % 26) as u8))
         .collect();
