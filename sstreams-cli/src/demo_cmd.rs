@@ -361,7 +361,9 @@ async fn stream_side(
                 if class == SmdClass::NETWORK {
                     counts.tx_network += 1;
                 }
-                next_tx += interval;
+                // From now, as C schedules: ticks missed while the link was coming up do not
+                // all fire at once.
+                next_tx = next_tx.max(Instant::now()) + interval;
                 if counts.tx == u64::from(args.count) {
                     stream.send(
                         payload(SmdClass::METRICS, END_MARKER),

@@ -260,6 +260,35 @@ async fn proxied_over_tcp() {
     );
 }
 
+#[tokio::test]
+async fn one_send_longer_than_a_frame_arrives_whole() {
+    let port = support::echo_server().await;
+    let name = support::unique_name("client");
+    let _proxy = start_proxy(&policy(port), &name).await;
+    let cx = Context::builder()
+        .proxy(ProxyAddr::Abstract(name))
+        .build()
+        .unwrap();
+    let (stream, mut events) = cx.open("echo").unwrap();
+    stream.set_metadata("host", "127.0.0.1").unwrap();
+    // Over three frames' worth in one send.
+    let sent: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    stream.send(sent.clone(), Flags::SOM | Flags::EOM);
+    let mut got = Vec::new();
+    while got.len() < sent.len() {
+        match tokio::time::timeout(LIMIT, events.next())
+            .await
+            .expect("in time")
+            .expect("alive")
+        {
+            StreamEvent::Rx(d, _) => got.extend_from_slice(&d),
+            StreamEvent::State(..) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(got == sent, "the echo differs from what was sent");
+}
+
 // Against a scripted proxy ----------------------------------------------------------------
 
 /// A proxy played by the test on a fresh abstract socket

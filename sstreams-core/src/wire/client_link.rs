@@ -423,8 +423,18 @@ impl ClientLink {
             self.out.tx_connect = false;
             return Some(Transmit::Frame(Frame::OnwardConnect));
         }
-        if let Some(p) = self.out.tx_ready.take() {
+        if let Some(mut p) = self.out.tx_ready.take() {
             self.out.tx_connect = false;
+            let max = super::MAX_BODY_LEN - super::PAYLOAD_HEADER_LEN;
+            if p.data.len() > max {
+                // Too long for one frame: this piece ends no message, the rest starts none.
+                let mut piece = p.clone();
+                piece.data = p.data.split_to(max);
+                piece.flags = piece.flags - PayloadFlags::EOM;
+                p.flags = p.flags - PayloadFlags::SOM;
+                self.out.tx_ready = Some(p);
+                return Some(Transmit::Frame(Frame::TxPayload(piece)));
+            }
             return Some(Transmit::Frame(Frame::TxPayload(p)));
         }
         if self.out.tx_wanted {

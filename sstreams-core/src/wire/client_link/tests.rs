@@ -930,3 +930,39 @@ fn a_recreated_stream_gets_its_metadata_again() {
         "every name once, with its latest value"
     );
 }
+
+#[test]
+fn payload_longer_than_a_frame_goes_in_pieces() {
+    let mut h = Harness::created();
+    let max = crate::wire::MAX_BODY_LEN - crate::wire::PAYLOAD_HEADER_LEN;
+    let data: Vec<u8> = (0..2 * max + 10).map(|i| i as u8).collect();
+    h.link.request_tx(None);
+    let mut given = Some(Payload::new(
+        PayloadFlags::SOM | PayloadFlags::EOM,
+        Bytes::from(data.clone()),
+    ));
+    let mut pieces = Vec::new();
+    while let Some(t) = h.link.poll_transmit() {
+        match t {
+            Transmit::Frame(Frame::TxPayload(p)) => pieces.push(p),
+            Transmit::Frame(f) => panic!("{f:?}"),
+            Transmit::Tx => h.link.handle_tx(given.take(), false),
+        }
+    }
+    let shape: Vec<_> = pieces.iter().map(|p| (p.data.len(), p.flags)).collect();
+    assert_eq!(
+        shape,
+        [
+            (max, PayloadFlags::SOM),
+            (max, PayloadFlags::empty()),
+            (10, PayloadFlags::EOM)
+        ]
+    );
+    let joined: Vec<u8> = pieces.iter().flat_map(|p| p.data.to_vec()).collect();
+    assert_eq!(joined, data);
+    // Each piece encodes.
+    let mut out = BytesMut::new();
+    for p in pieces {
+        Frame::TxPayload(p).encode(&mut out).unwrap();
+    }
+}
