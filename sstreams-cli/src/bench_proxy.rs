@@ -9,11 +9,13 @@
 //!
 //! * bulk MB/s of a raw stream receiving a large body: through the proxy, direct, and a bare
 //!   Unix-socket copy of the same size (the ceiling); the share of the ceiling is the median
-//!   of each round's ratio;
+//!   of each round's ratio; also the CPU time the process spent per GB (all threads: sender,
+//!   proxy and receiver), which other work on the machine disturbs far less than MB/s;
 //! * small-message round trips (32 bytes echoed): per second and p50/p99 latency, direct and
 //!   proxied, and the latency the proxy adds at p50;
 //! * SMD messages per second from the proxy's bus to a proxied `_lws_smd` stream.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -107,27 +109,38 @@ async fn bench(args: &ProxyBenchArgs) -> Result<(), String> {
     let (mut d_share, mut p_share) = (Vec::new(), Vec::new());
     let (mut d_rtt, mut p_rtt, mut added) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
-        let b = bare_unix(bulk_len).await?;
-        let d = stream_bulk(&direct, bulk_len).await?;
-        let p = stream_bulk(&proxied, bulk_len).await?;
-        bare.push(b);
-        d_bulk.push(d);
-        p_bulk.push(p);
-        d_share.push(d / b * 100.0);
-        p_share.push(p / b * 100.0);
+        let (b, b_cpu) = cpu_per_gb(bulk_len, bare_unix(bulk_len)).await?;
+        let (d, d_cpu) = cpu_per_gb(bulk_len, stream_bulk(&direct, bulk_len)).await?;
+        let (p, p_cpu) = cpu_per_gb(bulk_len, stream_bulk(&proxied, bulk_len)).await?;
+        bare.push((b, b_cpu));
+        d_bulk.push((d, d_cpu));
+        p_bulk.push((p, p_cpu));
+        d_share.push((d / b * 100.0, d_cpu / b_cpu));
+        p_share.push((p / b * 100.0, p_cpu / b_cpu));
         let d = round_trips(&direct, args.round_trips).await?;
         let p = round_trips(&proxied, args.round_trips).await?;
         added.push(p.p50_us - d.p50_us);
         d_rtt.push(d);
         p_rtt.push(p);
     }
-    println!("{:<36} {:>10} {:>10}", "bulk MB/s", "MB/s", "of bare");
+    println!(
+        "{:<36} {:>10} {:>10} {:>10} {:>10}",
+        "bulk", "MB/s", "of bare", "CPU s/GB", "× bare"
+    );
     for (what, v, share) in [
-        ("bare Unix-socket copy", bare, vec![100.0]),
+        ("bare Unix-socket copy", bare, vec![(100.0, 1.0)]),
         ("direct stream", d_bulk, d_share),
         ("through the proxy", p_bulk, p_share),
     ] {
-        println!("{what:<36} {:>10.0} {:>9.1}%", median(v), median(share));
+        let (rate, cpu): (Vec<f64>, Vec<f64>) = v.into_iter().unzip();
+        let (share, cpu_share): (Vec<f64>, Vec<f64>) = share.into_iter().unzip();
+        println!(
+            "{what:<36} {:>10.0} {:>9.1}% {:>10.3} {:>10.2}",
+            median(rate),
+            median(share),
+            median(cpu),
+            median(cpu_share)
+        );
     }
 
     println!(
@@ -191,6 +204,30 @@ async fn echo_server() -> Result<SocketAddr, String> {
         }
     });
     Ok(addr)
+}
+
+/// Runs a bulk measurement; adds the CPU time the whole process spent on it, in seconds per
+/// 10⁹ bytes (steadier than MB/s on a machine shared with other work)
+async fn cpu_per_gb(
+    len: u64,
+    work: impl Future<Output = Result<f64, String>>,
+) -> Result<(f64, f64), String> {
+    let before = cpu_ns();
+    let rate = work.await?;
+    let cpu = cpu_ns().saturating_sub(before);
+    Ok((rate, cpu as f64 / len as f64))
+}
+
+/// CPU time of every thread of this process so far, in ns (Linux `schedstat`; 0 elsewhere)
+fn cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// The ceiling: the same bytes over a Unix socket pair, no framing

@@ -8,7 +8,7 @@ use sstreams_core::wire::{Decoder, EncodeError, Frame, MalformedFrame, Outbox};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Bytes reserved in the decoder's buffer per socket read
-pub(crate) const READ_SIZE: usize = 128 * 1024;
+pub(crate) const READ_SIZE: usize = 256 * 1024;
 
 /// Why a frame could not be read or written
 #[derive(Debug, thiserror::Error)]
