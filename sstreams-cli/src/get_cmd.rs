@@ -1,7 +1,8 @@
 //! `sstreams get`: one stream of a policy, like curl for policies
 //!
 //! Creates a stream of the streamtype, sets the metadata given with `--meta`, asks to send
-//! (which connects), writes every rx payload to stdout and every state to stderr, and ends at
+//! (which connects), writes every rx payload to stdout and every state to stderr (so does the
+//! connection performance JSON of a `"perf": true` streamtype, as `perf: {...}`), and ends at
 //! the first final outcome: `QOS_ACK_REMOTE` (exit 0), or `QOS_NACK_REMOTE`,
 //! `ALL_RETRIES_FAILED`, `TIMEOUT` (exit 1). With `--data`, that payload is sent as the
 //! request body (with its length announced, as http POST needs). For protocols without a
@@ -71,6 +72,13 @@ async fn get(args: &GetArgs) -> Result<bool, String> {
         };
         match event {
             None => return Ok(false),
+            Some(StreamEvent::Rx(data, flags)) if flags.contains(Flags::PERF_JSON) => {
+                eprintln!(
+                    "{}: perf: {}",
+                    args.streamtype,
+                    String::from_utf8_lossy(&data)
+                );
+            }
             Some(StreamEvent::Rx(data, _)) => {
                 out.write_all(&data).map_err(|e| e.to_string())?;
             }

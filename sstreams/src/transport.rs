@@ -3,14 +3,18 @@
 //! [`connect`] takes a resolved [`Endpoint`] and gives a [`Transport`], one type whatever the
 //! socket kind, so the protocol bindings need not care. Host names resolve with the runtime's
 //! resolver (IPv4 and IPv6); each address is tried in the resolver's order until one accepts.
+//! [`connect_measured`] does the same and records the timings of each step in a [`ConnPerf`]
+//! (streamtypes with `"perf": true`).
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use rustls::ClientConfig;
 use sstreams_core::policy::{Endpoint, Target};
+use sstreams_core::stream::perf::{ConnPerf, DnsDisposition, Peer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::client::TlsStream;
@@ -93,6 +97,28 @@ pub async fn connect(
     endpoint: &Endpoint,
     tls: Option<Arc<ClientConfig>>,
 ) -> Result<Transport, ConnectError> {
+    open(endpoint, tls, None).await
+}
+
+/// As [`connect`], recording into `perf` (cleared first) what each step took, the addresses
+/// the lookup gave and the peer, whether or not the connection is made
+///
+/// `perf` is left with the peer tried last when no connect succeeded, and with a zero
+/// [`tls_time`](ConnPerf::tls_time) when the handshake failed.
+pub async fn connect_measured(
+    endpoint: &Endpoint,
+    tls: Option<Arc<ClientConfig>>,
+    perf: &mut ConnPerf,
+) -> Result<Transport, ConnectError> {
+    *perf = ConnPerf::default();
+    open(endpoint, tls, Some(perf)).await
+}
+
+async fn open(
+    endpoint: &Endpoint,
+    tls: Option<Arc<ClientConfig>>,
+    mut perf: Option<&mut ConnPerf>,
+) -> Result<Transport, ConnectError> {
     let target = endpoint.target.to_string();
     let setup = |reason: String| ConnectError::TlsSetup {
         target: target.clone(),
@@ -110,19 +136,25 @@ pub async fn connect(
             Some((config, server_name(host).map_err(|e| setup(e.to_string()))?))
         }
     };
+    let unix_failed = |source| ConnectError::Connect {
+        target: target.clone(),
+        source,
+    };
     let plain = match &endpoint.target {
-        Target::Host { host, port } => Plain::Tcp(tcp(host, *port, &target).await?),
-        Target::Unix(path) => Plain::Unix(UnixStream::connect(path).await.map_err(|source| {
-            ConnectError::Connect {
-                target: target.clone(),
-                source,
-            }
-        })?),
+        Target::Host { host, port } => {
+            Plain::Tcp(tcp(host, *port, &target, perf.as_deref_mut()).await?)
+        }
+        Target::Unix(path) => {
+            let start = Instant::now();
+            let s = UnixStream::connect(path).await.map_err(unix_failed)?;
+            record_unix(perf.as_deref_mut(), start);
+            Plain::Unix(s)
+        }
         Target::UnixAbstract(name) => {
-            Plain::Unix(abstract_unix(name).map_err(|source| ConnectError::Connect {
-                target: target.clone(),
-                source,
-            })?)
+            let start = Instant::now();
+            let s = abstract_unix(name).map_err(unix_failed)?;
+            record_unix(perf.as_deref_mut(), start);
+            Plain::Unix(s)
         }
     };
     let Some((config, name)) = tls else {
@@ -131,6 +163,7 @@ pub async fn connect(
             Plain::Unix(s) => Transport::Unix(s),
         });
     };
+    let start = Instant::now();
     let stream = tokio_rustls::TlsConnector::from(config)
         .connect(name, plain)
         .await
@@ -138,21 +171,55 @@ pub async fn connect(
             target: target.clone(),
             failure: HandshakeFailure::of(&e),
         })?;
+    if let Some(p) = perf {
+        p.tls_time = start.elapsed();
+    }
     Ok(Transport::Tls(Box::new(stream)))
 }
 
-async fn tcp(host: &str, port: u16, target: &str) -> Result<TcpStream, ConnectError> {
-    let addrs: Vec<_> = tokio::net::lookup_host((host, port))
-        .await
+/// A Unix socket connect that succeeded (C reports the peer of a failed one as unset too)
+fn record_unix(perf: Option<&mut ConnPerf>, start: Instant) {
+    if let Some(p) = perf {
+        p.sockconn_time = start.elapsed();
+        p.peer = Peer::Unix;
+    }
+}
+
+async fn tcp(
+    host: &str,
+    port: u16,
+    target: &str,
+    mut perf: Option<&mut ConnPerf>,
+) -> Result<TcpStream, ConnectError> {
+    let start = Instant::now();
+    let looked_up = tokio::net::lookup_host((host, port)).await;
+    if let Some(p) = perf.as_deref_mut() {
+        p.dns_time = start.elapsed();
+        p.dns_disposition = DnsDisposition::NoResult;
+    }
+    let addrs: Vec<_> = looked_up
         .map_err(|source| ConnectError::Dns {
             host: host.to_owned(),
             source,
         })?
         .collect();
+    if let Some(p) = perf.as_deref_mut() {
+        p.add_dns_results(addrs.iter().map(|a| a.ip()));
+        if !addrs.is_empty() {
+            p.dns_disposition = DnsDisposition::Ok;
+        }
+    }
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no addresses");
     for addr in addrs {
+        let start = Instant::now();
+        if let Some(p) = perf.as_deref_mut() {
+            p.peer = Peer::Ip(addr.ip());
+        }
         match TcpStream::connect(addr).await {
             Ok(s) => {
+                if let Some(p) = perf {
+                    p.sockconn_time = start.elapsed();
+                }
                 // Small writes (headers, frames) go out at once.
                 let _ = s.set_nodelay(true);
                 return Ok(s);

@@ -409,7 +409,9 @@ spec_struct! {
         pub attr: AttrSpec = AttrSpec::default(),
         /// `swake_validity`: validity and retry timers may wake the system from suspend
         pub swake_validity: bool = false,
-        /// `perf`: deliver connection performance JSON as extra rx
+        /// `perf`: once per connection, deliver its performance JSON
+        /// ([`ConnPerf`](crate::stream::perf::ConnPerf)) as an extra rx with
+        /// `SOM|EOM|PERF_JSON`; default false
         pub perf: bool = false,
         /// `metadata`: declared metadata names, in declaration order
         pub metadata: Vec<MetadataSpec> = Vec::new(),

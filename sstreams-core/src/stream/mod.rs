@@ -10,7 +10,8 @@
 //! (the backoff jitter comes from a closure the runtime supplies).
 //!
 //! Alongside: the [`State`] values and the C transition table ([`is_legal`]), the
-//! [`PayloadFlags`] of rx/tx chunks and the [`StateReturn`] codes of user callbacks.
+//! [`PayloadFlags`] of rx/tx chunks, the [`StateReturn`] codes of user callbacks, and the
+//! connection performance record of `"perf": true` streamtypes ([`perf::ConnPerf`]).
 //!
 //! # Driving a stream
 //!
@@ -105,6 +106,7 @@
 mod config;
 mod core;
 mod flags;
+pub mod perf;
 mod ret;
 pub mod state;
 #[cfg(test)]

@@ -9,6 +9,11 @@
 //!
 //! For a response that is delivered to the stream:
 //!
+//! 0. With `"perf": true`, [`BindEvent::Perf`] as soon as the final response head is in (as
+//!    C), with `txn_resp_time` from handing the request to the codec to the response head,
+//!    and the status. A connection that ends before that reports it just before
+//!    [`BindEvent::Closed`], with status 0 if the socket was connected. After a followed
+//!    redirect the record is that of the last connection.
 //! 1. [`BindEvent::Metadata`]: response headers named by a declared metadata's header (values
 //!    under the metadata name) and, with `direct_proto_str`, every response header under its
 //!    lowercase name; repeated headers are joined with `, `. Left out when there are none.
@@ -69,7 +74,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::Request;
@@ -101,7 +106,10 @@ pub async fn run(mut cx: BindContext, transport: Transport) {
             Some(e.to_string())
         }
     };
-    cx.emit(BindEvent::Closed { error }).await;
+    // Not reported yet if there was no final response.
+    if cx.emit_perf().await {
+        cx.emit(BindEvent::Closed { error }).await;
+    }
 }
 
 /// Why a transaction ended without its verdict
@@ -162,6 +170,7 @@ async fn transaction(cx: &mut BindContext, transport: Transport) -> Result<(), F
         metadata,
         direct_headers,
         length_hint,
+        perf,
         events,
         tx,
     } = cx;
@@ -177,10 +186,15 @@ async fn transaction(cx: &mut BindContext, transport: Transport) -> Result<(), F
     let mut visited = vec![hop.url()];
     let mut transport = Some(transport);
     loop {
-        let io = match transport.take() {
-            Some(t) => t,
-            None => transport::connect(&hop.endpoint, tls.clone()).await?,
+        let io = match (transport.take(), perf.as_deref_mut()) {
+            (Some(t), _) => t,
+            (None, Some(p)) => transport::connect_measured(&hop.endpoint, tls.clone(), p).await?,
+            (None, None) => transport::connect(&hop.endpoint, tls.clone()).await?,
         };
+        if let Some(p) = perf.as_deref_mut() {
+            // Connected: an end before the response reports status 0, as C.
+            p.http_response = Some(0);
+        }
         let cookie =
             jar.and_then(|j| j.header(hop.host(), &hop.path, hop.endpoint.tls, SystemTime::now()));
         let head = request_head(st, &hop, &values, cookie.as_deref(), &boundary)?;
@@ -205,8 +219,13 @@ async fn transaction(cx: &mut BindContext, transport: Transport) -> Result<(), F
             BodyPlan::None | BodyPlan::Unframed => None,
         };
         let pump = body_tx.map(|out| pump_body(events, tx, out, length, head.multipart));
+        let sent = Instant::now();
         let response = conn.run(exchange(&mut sender, request, pump)).await?;
         let status = response.status().as_u16();
+        if let Some(p) = perf.as_deref_mut() {
+            p.txn_resp_time = sent.elapsed();
+            p.http_response = Some(status);
+        }
         tracing::debug!(streamtype = st.name(), status, url = %hop.url(), "h1 response");
         if let Some(jar) = jar {
             // Every response stores its cookies, a redirect's too.
@@ -215,7 +234,15 @@ async fn transaction(cx: &mut BindContext, transport: Transport) -> Result<(), F
                 jar.store(hop.host(), &hop.path, &set, SystemTime::now());
             }
         }
-        match classify(st, status, response.headers(), SystemTime::now()) {
+        let verdict = classify(st, status, response.headers(), SystemTime::now());
+        if !matches!(verdict, Verdict::Follow(_)) {
+            // As C, the record goes as soon as the final response head is in, before anything
+            // else about the response.
+            if let Some(p) = perf.take() {
+                emit(events, BindEvent::Perf(p)).await?;
+            }
+        }
+        match verdict {
             Verdict::RetryLater(delay) => {
                 emit(events, BindEvent::RetryLater(delay)).await?;
                 return Err(Failure::RetryLater(status));

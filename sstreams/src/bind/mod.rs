@@ -17,6 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rustls::ClientConfig;
 use sstreams_core::policy::{Endpoint, StreamType};
+use sstreams_core::stream::perf::ConnPerf;
 use sstreams_core::stream::{PayloadFlags, State};
 use tokio::sync::mpsc;
 
@@ -51,6 +52,9 @@ pub enum BindEvent {
     WantTx,
     /// The peer asked to retry later (http 503/429), no sooner than this
     RetryLater(Duration),
+    /// The connection's performance record ([`BindContext::perf`], completed), for the
+    /// driver to deliver as a `PERF_JSON` rx; at most one per connection
+    Perf(Box<ConnPerf>),
     /// The connection is over; `error` says why if it failed
     Closed {
         /// Why, if this was not an orderly end
@@ -90,6 +94,11 @@ pub struct BindContext {
     pub direct_headers: Vec<(String, Bytes)>,
     /// The total payload length the user announced with `request_tx_len`, if any
     pub length_hint: Option<u64>,
+    /// The connection's performance record when the streamtype has `"perf": true` (`None`
+    /// otherwise): the transport's part filled in; the binding adds its protocol's part and
+    /// reports it with [`BindEvent::Perf`] once, when it has all of it (h1: the response head;
+    /// raw: the close), or before [`BindEvent::Closed`] at the latest
+    pub perf: Option<Box<ConnPerf>>,
     /// Where events go (bounded: [`EVENT_QUEUE`])
     pub events: mpsc::Sender<BindEvent>,
     /// Payload to send, one chunk per [`BindEvent::WantTx`]
@@ -106,5 +115,14 @@ impl BindContext {
     /// Sends an event; `false` when the driver has gone (the binding should stop)
     pub async fn emit(&self, event: BindEvent) -> bool {
         self.events.send(event).await.is_ok()
+    }
+
+    /// Reports the performance record if it has not been yet; `false` when the driver has
+    /// gone
+    pub async fn emit_perf(&mut self) -> bool {
+        match self.perf.take() {
+            Some(p) => self.emit(BindEvent::Perf(p)).await,
+            None => true,
+        }
     }
 }

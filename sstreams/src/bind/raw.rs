@@ -2,7 +2,8 @@
 //!
 //! The connection counts as established once the transport is up (TLS included). Rx chunks
 //! carry no flags: raw has no message boundaries, so SOM and EOM are never set, and the flags
-//! of tx chunks are ignored. A read of up to [`READ_CHUNK`] bytes becomes one rx.
+//! of tx chunks are ignored. A read of up to [`READ_CHUNK`] bytes becomes one rx. With
+//! `"perf": true`, [`BindEvent::Perf`] comes just before [`BindEvent::Closed`].
 
 use bytes::BytesMut;
 use sstreams_core::stream::PayloadFlags;
@@ -46,5 +47,8 @@ pub async fn run(mut cx: BindContext, transport: Transport) {
         }
     };
     let _ = wr.shutdown().await;
-    cx.emit(BindEvent::Closed { error }).await;
+    // As C (RAW_CLOSE): the performance record goes just before the close.
+    if cx.emit_perf().await {
+        cx.emit(BindEvent::Closed { error }).await;
+    }
 }

@@ -17,6 +17,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use sstreams_core::policy::{Endpoint, Protocol, StreamType, Target};
 use sstreams_core::smd::SmdClass;
+use sstreams_core::stream::perf::ConnPerf;
 use sstreams_core::stream::{
     ConnectFailure, Event, PayloadFlags, State, StateReturn, StreamConfig, StreamCore,
 };
@@ -29,7 +30,7 @@ use crate::bind::{self, BindContext, BindEvent, EVENT_QUEUE, TxChunk};
 use crate::context::JitterSource;
 use crate::smd::{SmdBus, SsBridge};
 use crate::tls::TlsContext;
-use crate::transport::{ConnectError, connect};
+use crate::transport::{ConnectError, connect, connect_measured};
 
 /// How a stream's connections are made
 #[derive(Debug, Clone)]
@@ -134,7 +135,7 @@ struct Conn {
     run: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     events: mpsc::Receiver<BindEvent>,
     /// Reports a failed attempt; `None` once the attempt got through
-    failed: Option<oneshot::Receiver<ConnectError>>,
+    failed: Option<oneshot::Receiver<Failed>>,
     tx: mpsc::Sender<TxChunk>,
     /// The binding asked for a chunk and has not had one
     wants_tx: bool,
@@ -142,10 +143,16 @@ struct Conn {
     connected: bool,
 }
 
+/// A connection attempt that failed, with its performance record (`"perf": true` only)
+struct Failed {
+    error: ConnectError,
+    perf: Option<Box<ConnPerf>>,
+}
+
 enum Wake {
     Command(Option<Command>),
     Bind(Option<BindEvent>),
-    ConnectFailed(ConnectError),
+    ConnectFailed(Failed),
     /// The connection attempt succeeded: stop watching for its failure
     GotThrough,
     Deadline,
@@ -184,9 +191,13 @@ impl Driver {
                             .handle_connect_failed(now(), ConnectFailure::Unreachable);
                     }
                 }
-                Wake::ConnectFailed(e) => {
-                    tracing::info!("{}: {e}", self.streamtype.name());
+                Wake::ConnectFailed(Failed { error, perf }) => {
+                    tracing::info!("{}: {error}", self.streamtype.name());
                     self.conn = None;
+                    // As C: the record goes before UNREACHABLE.
+                    if let Some(p) = perf {
+                        self.deliver_perf(&p).await;
+                    }
                     self.core
                         .handle_connect_failed(now(), ConnectFailure::Unreachable);
                 }
@@ -298,6 +309,14 @@ impl Driver {
         self.face.rx(d, data, flags).await
     }
 
+    /// Delivers a connection's performance record as one `SOM|EOM|PERF_JSON` rx
+    async fn deliver_perf(&mut self, perf: &ConnPerf) {
+        let json = Bytes::from(perf.to_json());
+        let flags = PayloadFlags::SOM | PayloadFlags::EOM | PayloadFlags::PERF_JSON;
+        // C ignores what the rx callback returns for it: so do we.
+        let _ = self.deliver_rx(json, flags).await;
+    }
+
     async fn on_bind(&mut self, e: BindEvent) {
         match e {
             BindEvent::Metadata(items) => {
@@ -329,6 +348,7 @@ impl Driver {
                 self.maybe_tx();
             }
             BindEvent::RetryLater(d) => self.core.handle_retry_later(now(), d),
+            BindEvent::Perf(p) => self.deliver_perf(&p).await,
             BindEvent::Closed { error } => {
                 if let Some(e) = error {
                     tracing::info!("{}: connection closed: {e}", self.streamtype.name());
@@ -454,6 +474,8 @@ impl Driver {
             metadata: slots.clone(),
             direct_headers: direct,
             length_hint: self.length_hint,
+            // Set by `connection`, which measures the connect.
+            perf: None,
             events: events_tx,
             tx: tx_rx,
             tls: tls.clone(),
@@ -480,19 +502,28 @@ impl Driver {
 }
 
 /// One network connection: open the transport, then run the protocol's binding on it
+///
+/// With `"perf": true` the connect is measured and the record goes with the failure, or to
+/// the binding, which completes and reports it.
 async fn connection(
-    cx: BindContext,
+    mut cx: BindContext,
     endpoint: Endpoint,
     tls: Option<Arc<rustls::ClientConfig>>,
-    failed: oneshot::Sender<ConnectError>,
+    failed: oneshot::Sender<Failed>,
 ) {
-    let transport = match connect(&endpoint, tls).await {
+    let mut perf = cx.streamtype.spec().perf.then(Box::<ConnPerf>::default);
+    let connected = match perf.as_deref_mut() {
+        Some(p) => connect_measured(&endpoint, tls, p).await,
+        None => connect(&endpoint, tls).await,
+    };
+    let transport = match connected {
         Ok(t) => t,
-        Err(e) => {
-            let _ = failed.send(e);
+        Err(error) => {
+            let _ = failed.send(Failed { error, perf });
             return;
         }
     };
+    cx.perf = perf;
     match cx.streamtype.protocol() {
         Protocol::Raw => bind::raw::run(cx, transport).await,
         Protocol::H1 => bind::h1::run(cx, transport).await,

@@ -55,6 +55,13 @@ pub trait StreamHandler: Send + 'static {
     }
 
     /// Payload from the peer, with the protocol's SOM/EOM placement
+    ///
+    /// With policy `"perf": true`, also once per connection an rx with `SOM|EOM|PERF_JSON`
+    /// holding the connection's performance JSON (see `sstreams_core::stream::perf`): when the
+    /// connect fails, when an http response head arrives, or else when the peer or the
+    /// protocol ends the connection. It may come in the middle of a message, so handle it
+    /// apart from the payload. A connection the stream itself drops (destroy, `DisconnectMe`,
+    /// the stream timeout) reports nothing.
     fn rx(&mut self, cx: &mut StreamCx<'_>, data: &[u8], flags: PayloadFlags) -> StateReturn {
         let _ = (cx, data, flags);
         StateReturn::Ok
@@ -270,7 +277,8 @@ impl Drop for Stream {
 pub enum StreamEvent {
     /// A state change and its `ack`
     State(State, u32),
-    /// Payload from the peer
+    /// Payload from the peer; or, flagged `SOM|EOM|PERF_JSON`, the performance JSON of a
+    /// connection of a `"perf": true` streamtype (see [`StreamHandler::rx`])
     Rx(Bytes, PayloadFlags),
     /// The peer supplied a metadata value (e.g. a response header the policy maps); it is
     /// also readable with [`Stream::metadata`]. Comes before the state or payload it goes with.

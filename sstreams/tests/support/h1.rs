@@ -105,6 +105,7 @@ pub async fn start(policy: &Policy, input: Input<'_>) -> Running {
         metadata,
         direct_headers,
         length_hint: input.length_hint,
+        perf: None,
         events: events_tx,
         tx: tx_rx,
     };
