@@ -509,3 +509,50 @@ async fn a_fast_writer_to_a_slow_onward_peer_stops_being_read_and_loses_nothing(
     assert_eq!(got, TOTAL);
     reader.abort();
 }
+
+#[tokio::test]
+async fn perf_json_goes_to_the_client_whole_as_a_perf_frame() {
+    let port = greeter().await;
+    let policy = format!(
+        r#"{{ "s": [{{ "mintest": {{ "endpoint": "127.0.0.1", "port": {port}, "protocol": "raw",
+                                    "perf": true }} }}] }}"#
+    );
+    let (name, _cx) = proxy(&policy).await;
+    let mut c = Client::connect(&name).await;
+    c.send(&[streamtype("mintest", 500_000_000), Frame::OnwardConnect])
+        .await;
+    let mut rx = Vec::new();
+    let mut perf = Vec::new();
+    let mut said_hello = false;
+    loop {
+        match c.next().await {
+            Some(Frame::RxPayload(p)) => {
+                rx.extend_from_slice(&p.data);
+                if !said_hello && rx.len() >= b"hello-from-server".len() {
+                    said_hello = true;
+                    c.send(&[Frame::TxPayload(Payload::new(
+                        Flags::empty(),
+                        Bytes::from_static(b"x"),
+                    ))])
+                    .await;
+                }
+            }
+            Some(Frame::Perf(json)) => perf.push(json),
+            Some(Frame::ConnState(ConnState {
+                state: State::DISCONNECTED,
+                ..
+            })) => break,
+            Some(Frame::ConnState(_) | Frame::CreateResult(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(rx, b"hello-from-serverecho:x", "no JSON in the payload");
+    let [json] = &perf[..] else {
+        panic!("one PERF frame before DISCONNECTED: {perf:?}")
+    };
+    // All of it, not the C proxy's first 5 bytes.
+    let v: serde_json::Value = serde_json::from_slice(json)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(json)));
+    assert!(json.len() > 5);
+    assert_eq!(v["peer"], "127.0.0.1");
+}
