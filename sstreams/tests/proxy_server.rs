@@ -377,7 +377,7 @@ async fn slow_reader(buffers: &str, total: usize) -> usize {
 async fn a_slow_reader_stops_the_onward_reads_and_loses_nothing() {
     const TOTAL: usize = 64 * 1024 * 1024;
     const SMALL: usize = 4096;
-    const LARGE: usize = 8 * 1024 * 1024;
+    const LARGE: usize = 16 * 1024 * 1024;
     let small = slow_reader(&format!(r#", "proxy_buflen": {SMALL}"#), TOTAL).await;
     let hysteresis = slow_reader(
         &format!(
@@ -391,11 +391,11 @@ async fn a_slow_reader_stops_the_onward_reads_and_loses_nothing() {
     for (what, buflen, at_stall) in [
         ("proxy_buflen 4 KiB", SMALL, small),
         (
-            "proxy_buflen 8 MiB, rxflow on above 4 KiB",
+            "proxy_buflen 16 MiB, rxflow on above 4 KiB",
             SMALL,
             hysteresis,
         ),
-        ("proxy_buflen 8 MiB", LARGE, large),
+        ("proxy_buflen 16 MiB", LARGE, large),
     ] {
         eprintln!(
             "slow reader, {what}: {} KiB in flight when the server had to wait \
@@ -408,10 +408,10 @@ async fn a_slow_reader_stops_the_onward_reads_and_loses_nothing() {
             "{what}: {at_stall} bytes in flight is not bounded"
         );
     }
-    // The proxy's own share is what the policy allows: with 8 MiB it holds megabytes more.
+    // The proxy's own share is what the policy allows: with 16 MiB it holds megabytes more.
     assert!(
         large > small.max(hysteresis) + LARGE / 2,
-        "proxy_buflen makes no difference: {large} bytes in flight with 8 MiB, \
+        "proxy_buflen makes no difference: {large} bytes in flight with 16 MiB, \
          {small} with 4 KiB, {hysteresis} with rxflow above 4 KiB"
     );
 }
