@@ -115,9 +115,19 @@ async fn coordinate_inner(addr: &ProxyAddr, count: u32) -> Result<bool, String> 
     }
     println!("multi: {WORKERS} workers ready, go");
     send(&stream, "{\"go\":1}");
+    // The coordinator's subscription gets every worker message too: keep reading them, or they
+    // pile up at the proxy (the C proxy overflows this link's 32 KiB buffer and drops it).
+    let drain = async {
+        while events.next().await.is_some() {}
+        std::future::pending::<()>().await
+    };
+    tokio::pin!(drain);
     let mut ok = true;
     for (k, mut child) in children.into_iter().enumerate() {
-        let status = child.wait().await.map_err(|e| e.to_string())?;
+        let status = tokio::select! {
+            s = child.wait() => s.map_err(|e| e.to_string())?,
+            () = &mut drain => unreachable!("the drain never completes"),
+        };
         println!(
             "multi: worker {k} {}",
             if status.success() { "OK" } else { "FAILED" }
@@ -166,6 +176,10 @@ async fn work_inner(addr: &ProxyAddr, me: u32, count: u32) -> Result<bool, Strin
         };
         if n != *slot {
             out_of_order += 1;
+            println!(
+                "worker {me}: from worker {w}: message {n}, expected {}",
+                *slot
+            );
         }
         *slot = n + 1;
     }

@@ -61,13 +61,16 @@ async fn proxy(args: ProxyArgs) -> Result<(), String> {
     let listener = ProxyListener::bind(args.listen.clone(), options)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    // Handle the signals before saying we listen: a SIGTERM sent as soon as the line is seen
+    // must not kill the process with the default action.
+    use tokio::signal::unix::{SignalKind, signal};
+    let signals = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    );
     eprintln!("sstreams proxy: listening on {}", listener.addr());
     let shutdown = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
+        let (Ok(mut int), Ok(mut term)) = signals else {
             return std::future::pending().await;
         };
         tokio::select! {

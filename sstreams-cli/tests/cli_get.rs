@@ -88,3 +88,107 @@ fn get_fails_on_nack_and_bad_input() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("metadata `undeclared` is not declared"));
 }
+
+/// `sstreams proxy --policy P --listen ADDR`, once it says it listens; killed on drop
+struct OurProxy(std::process::Child);
+
+impl OurProxy {
+    fn start(policy: &str, addr: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sstreams"))
+            .args(["proxy", "--policy", policy, "--listen", addr])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let mut seen = Vec::new();
+        let mut byte = [0u8; 1];
+        while !String::from_utf8_lossy(&seen).contains("listening on") {
+            assert_eq!(
+                stderr.read(&mut byte).unwrap(),
+                1,
+                "proxy exited early: {}",
+                String::from_utf8_lossy(&seen)
+            );
+            seen.push(byte[0]);
+        }
+        // Keep draining its log so that it never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        Self(child)
+    }
+}
+
+impl Drop for OurProxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn get_through_a_proxy() {
+    let (port, server) = serve_once("200 OK", "hello via the proxy\n");
+    let p = policy(port);
+    let addr = format!("@sstreams-cli-get-{}", std::process::id());
+    let _proxy = OurProxy::start(&p, &addr);
+    // No --policy: the proxy has it. The metadata reaches the proxy's request.
+    let out = get(&[
+        "--proxy", &addr, "web", "--meta", "page=via", "--meta", "tag=t2",
+    ]);
+    let req = server.join().unwrap();
+    assert!(req.starts_with("GET /via HTTP/1.1\r\n"), "{req}");
+    assert!(req.contains("x-tag: t2\r\n"), "{req}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello via the proxy\n"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    for state in ["CREATING", "CONNECTING", "CONNECTED", "QOS_ACK_REMOTE"] {
+        assert!(err.contains(&format!("web: LWSSSCS_{state}\n")), "{err}");
+    }
+    assert!(out.status.success(), "{err}");
+
+    // A streamtype the proxy's policy lacks: the proxy refuses to create it, and the client
+    // retries the link (as a C client does) until the timeout.
+    let out = get(&["--proxy", &addr, "nope", "--timeout-s", "2"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nope: LWSSSCS_UPSTREAM_LINK_RETRY"), "{err}");
+    assert!(!err.contains("LWSSSCS_CONNECTED"), "{err}");
+
+    // Neither a policy nor a proxy: a usage error.
+    let out = get(&["web"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--policy"));
+}
+
+#[test]
+fn get_raw_through_a_proxy() {
+    // A raw peer that says something and closes.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.write_all(b"raw bytes\n").unwrap();
+    });
+    let dir = std::env::temp_dir().join(format!("sstreams-get-raw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("p.json");
+    std::fs::write(
+        &p,
+        format!(
+            r#"{{ "s": [{{ "peer": {{ "endpoint": "127.0.0.1", "port": {port},
+                           "protocol": "raw" }} }}] }}"#
+        ),
+    )
+    .unwrap();
+    let addr = format!("@sstreams-cli-get-raw-{}", std::process::id());
+    let _proxy = OurProxy::start(p.to_str().unwrap(), &addr);
+    // Through a proxy the client cannot tell raw from h1: --raw says the close is the end.
+    let out = get(&["--proxy", &addr, "--raw", "peer", "--timeout-s", "10"]);
+    server.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "raw bytes\n", "{err}");
+    assert!(err.contains("peer: LWSSSCS_DISCONNECTED"), "{err}");
+    assert!(out.status.success(), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

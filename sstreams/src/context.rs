@@ -163,6 +163,13 @@ impl ContextBuilder {
         self
     }
 
+    /// As [`proxy`](Self::proxy), for an SS proxy listening on TCP `addr` (C
+    /// `ss_proxy_address` + `ss_proxy_port`). Plain TCP, no TLS: keep it on loopback or a
+    /// trusted network. Default: direct.
+    pub fn proxy_tcp(&mut self, addr: std::net::SocketAddr) -> &mut Self {
+        self.proxy(ProxyAddr::Tcp(addr))
+    }
+
     /// Supplies the uniform 16-bit samples behind the retry jitter, e.g. a constant to make
     /// backoff delays exact in tests. Default: random.
     pub fn jitter_source(&mut self, source: impl Fn() -> u16 + Send + Sync + 'static) -> &mut Self {
@@ -298,6 +305,15 @@ impl Context {
         handler: impl StreamHandler,
         options: StreamOptions,
     ) -> Result<Stream, CreateError> {
+        if let Some(addr) = &self.inner.proxy {
+            return Ok(spawn_proxied(
+                streamtype,
+                Face::Handler(Box::new(handler)),
+                addr.clone(),
+                options.tx_credit,
+                options.queue_limit(),
+            ));
+        }
         let (st, link) = self.resolve(streamtype, options)?;
         Ok(spawn(
             st,

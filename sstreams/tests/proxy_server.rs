@@ -556,3 +556,66 @@ async fn perf_json_goes_to_the_client_whole_as_a_perf_frame() {
     assert!(json.len() > 5);
     assert_eq!(v["peer"], "127.0.0.1");
 }
+
+/// A raw server that writes `total` bytes of a counting pattern at once, then closes
+async fn bulk_writer(total: usize) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let data: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
+        s.write_all(&data).await.unwrap();
+    });
+    port
+}
+
+/// The C client gathers each RX_PAYLOAD frame in a buffer of the `client_buflen` it was told
+/// (32768 when 0) and silently drops the last piece of a frame that does not fit, so a
+/// download through the proxy lost bytes once onward reads (up to 64 KiB) went out as one
+/// frame each. Every frame must fit in half the client's buffer.
+#[tokio::test]
+async fn rx_frames_fit_the_c_clients_reassembly_buffer() {
+    const TOTAL: usize = 256 * 1024;
+    for (buflen, limit) in [(None, 16384), (Some(4096), 2048)] {
+        let port = bulk_writer(TOTAL).await;
+        let extra = buflen.map_or(String::new(), |b| format!(r#", "client_buflen": {b}"#));
+        let policy = format!(
+            r#"{{ "s": [{{ "bulk": {{ "endpoint": "127.0.0.1", "port": {port},
+                                     "protocol": "raw"{extra} }} }}] }}"#
+        );
+        let (name, _cx) = proxy(&policy).await;
+        let mut c = Client::connect(&name).await;
+        c.send(&[streamtype("bulk", 500_000_000), Frame::OnwardConnect])
+            .await;
+        let mut got = Vec::new();
+        let mut largest = 0;
+        while got.len() < TOTAL {
+            match c.next().await {
+                Some(Frame::CreateResult(r)) => {
+                    assert_eq!(r.client_buflen, buflen.unwrap_or(32768));
+                }
+                Some(Frame::RxPayload(p)) => {
+                    largest = largest.max(p.data.len());
+                    got.extend_from_slice(&p.data);
+                }
+                Some(Frame::ConnState(_)) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(
+            largest <= limit,
+            "client_buflen {buflen:?}: a {largest}-byte frame"
+        );
+        assert!(got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+    }
+}
+
+#[test]
+fn rx_chunk_limit_is_half_the_client_buffer() {
+    use server::{MAX_RX_CHUNK, rx_chunk_limit};
+    assert_eq!(rx_chunk_limit(0), 16384);
+    assert_eq!(rx_chunk_limit(32768), 16384);
+    assert_eq!(rx_chunk_limit(4096), 2048);
+    assert_eq!(rx_chunk_limit(1), 1);
+    assert_eq!(rx_chunk_limit(u32::MAX), MAX_RX_CHUNK);
+}

@@ -14,7 +14,9 @@
 //! link state and reads no clock. [`Decoder`] is fed whatever the socket returned (frames may be
 //! split over reads or coalesced in one) and yields complete frames; [`Frame::encode`] writes
 //! exactly the bytes the C implementation writes. The link state machines that decide which
-//! frame is acceptable when (spec §4.3) sit on top of this.
+//! frame is acceptable when (spec §4.3) sit on top of this: [`ProxyLink`] for the proxy side,
+//! [`ClientLink`] for the client side (which also runs the link retries and the client's
+//! write priority).
 //!
 //! ```text
 //!  socket bytes ──► Decoder::handle_bytes ──► Decoder::poll_frame ──► Frame ──► link
@@ -24,6 +26,7 @@
 //! Errors separate "need more bytes" ([`WireError::Incomplete`], never fatal) from
 //! "malformed" ([`MalformedFrame`]: the receiver must close the link, spec §3.3 and §10).
 
+mod client_link;
 mod decoder;
 mod error;
 mod frame;
@@ -34,6 +37,10 @@ mod outbox;
 #[cfg(test)]
 mod tests;
 
+pub use client_link::{
+    CREATE_RESULT_TIMEOUT, ClientEvent, ClientLink, ClientLinkConfig, ClientLinkError,
+    ClientLinkState, LINK_RETRY, PERF_RX_FLAGS, Transmit,
+};
 pub use decoder::Decoder;
 pub use error::{EncodeError, MalformedFrame, WireError};
 pub use frame::{ConnState, CreateResult, Frame, Metadata, Payload, StreamType};

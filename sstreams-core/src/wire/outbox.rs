@@ -81,6 +81,8 @@ pub struct Outbox {
     metadata: VecDeque<Metadata>,
     perf: VecDeque<Bytes>,
     fifo: VecDeque<Frame>,
+    /// Most payload bytes per RX_PAYLOAD frame
+    rx_chunk: usize,
     /// Encoded bytes handed in and not yet reported written
     pending: usize,
     /// Rx flow control has stopped pulling the onward stream
@@ -96,9 +98,17 @@ impl Outbox {
             metadata: VecDeque::new(),
             perf: VecDeque::new(),
             fifo: VecDeque::new(),
+            rx_chunk: MAX_RX_CHUNK,
             pending: 0,
             paused: false,
         }
+    }
+
+    /// Most payload bytes per RX_PAYLOAD frame, 1 to [`MAX_RX_CHUNK`]; default is
+    /// [`MAX_RX_CHUNK`]
+    pub fn rx_chunk(&mut self, max: usize) -> &mut Self {
+        self.rx_chunk = max.clamp(1, MAX_RX_CHUNK);
+        self
     }
 
     /// The outcome of STREAMTYPE; written before anything else
@@ -131,7 +141,8 @@ impl Outbox {
     /// Payload flagged [`PayloadFlags::PERF_JSON`] is connection-performance JSON: it becomes
     /// one PERF frame with all of the JSON (the C proxy truncates it to 5 bytes), or nothing
     /// when empty or longer than a frame can carry. Other payload becomes RX_PAYLOAD frames of
-    /// at most [`MAX_RX_CHUNK`] bytes, SOM only on the first piece and EOM only on the last.
+    /// at most [`rx_chunk`](Self::rx_chunk) bytes, SOM only on the first piece and EOM only on
+    /// the last.
     pub fn handle_rx(&mut self, data: Bytes, flags: PayloadFlags, timestamp_us: u64) {
         if flags.contains(PayloadFlags::PERF_JSON) {
             if !data.is_empty() && data.len() <= MAX_BODY_LEN {
@@ -140,9 +151,10 @@ impl Outbox {
             }
             return;
         }
-        let pieces = data.len().div_ceil(MAX_RX_CHUNK).max(1);
+        let chunk = self.rx_chunk;
+        let pieces = data.len().div_ceil(chunk).max(1);
         for i in 0..pieces {
-            let piece = data.slice(i * MAX_RX_CHUNK..((i + 1) * MAX_RX_CHUNK).min(data.len()));
+            let piece = data.slice(i * chunk..((i + 1) * chunk).min(data.len()));
             let mut f = flags;
             if i > 0 {
                 f = f - PayloadFlags::SOM;
@@ -336,6 +348,17 @@ mod tests {
         let mut o = Outbox::new(OutboxLimits::default());
         o.handle_rx(Bytes::new(), PayloadFlags::EOM, 0);
         assert_eq!(drain(&mut o).len(), 1, "an empty rx is one empty frame");
+        let mut o = Outbox::new(OutboxLimits::default());
+        o.rx_chunk(16_384);
+        o.handle_rx(Bytes::from(vec![1u8; 40_000]), PayloadFlags::EOM, 0);
+        let lens: Vec<usize> = drain(&mut o)
+            .iter()
+            .map(|f| match f {
+                Frame::RxPayload(p) => p.data.len(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(lens, [16_384, 16_384, 7232], "pieces of the chunk size set");
     }
 
     #[test]

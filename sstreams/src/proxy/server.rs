@@ -13,7 +13,7 @@
 //! * stream → client, in the C proxy's write order (spec §7.2, [`Outbox`]): CREATE_RESULT,
 //!   then captured metadata as METADATA, then connection-performance JSON (rx flagged
 //!   `PERF_JSON`) as PERF with all of the JSON (C truncates it to 5 bytes), then states as
-//!   CONNSTATE and payload as RX_PAYLOAD (frames of at most [`MAX_RX_CHUNK`] bytes, SOM on
+//!   CONNSTATE and payload as RX_PAYLOAD (frames of at most [`rx_chunk_limit`] bytes, SOM on
 //!   the first piece and EOM on the last) in the order they came.
 //!
 //! Reading the client and writing to it run side by side in the link's task; frames are
@@ -71,8 +71,27 @@ use crate::{Context, StreamEvent, StreamOptions};
 /// How long a new link may take to send STREAMTYPE (C: 3 s)
 pub const STREAMTYPE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Most payload bytes in one RX_PAYLOAD frame
+/// Most payload bytes one RX_PAYLOAD frame can carry
 pub const MAX_RX_CHUNK: usize = wire::MAX_RX_CHUNK;
+
+/// The C client's reassembly buffer when CREATE_RESULT says `client_buflen` 0
+const C_CLIENT_DEFAULT_BUFLEN: u32 = 32_768;
+
+/// Most payload bytes in one RX_PAYLOAD frame to a client told `client_buflen` in
+/// CREATE_RESULT: half that buffer (0: the C client's default, 32768), at most
+/// [`MAX_RX_CHUNK`]
+///
+/// The C client gathers each frame's pieces in a buffer of `client_buflen` bytes; when a frame
+/// does not fit, it hands over what it gathered and silently drops the frame's last piece
+/// (up to 1380 bytes). Half the buffer leaves room for its per-piece overhead.
+pub fn rx_chunk_limit(client_buflen: u32) -> usize {
+    let buflen = if client_buflen == 0 {
+        C_CLIENT_DEFAULT_BUFLEN
+    } else {
+        client_buflen
+    };
+    (buflen as usize / 2).clamp(1, MAX_RX_CHUNK)
+}
 
 /// Serves links accepted by `listener` with streams of `cx` until `shutdown` completes; then
 /// stops accepting and closes every link
@@ -198,6 +217,7 @@ where
         client_buflen,
         rideshares,
     });
+    outbox.rx_chunk(rx_chunk_limit(client_buflen));
     // Written before anything else (the outbox's order), so the link is operational now.
     link.handle_created(true);
     // An http request with a body: C clients send the body only after CONNECTED, which the

@@ -1,60 +1,73 @@
 //! The task of a proxied stream: the same user side, with the lifecycle run by an SS proxy
 //!
 //! The stream opens a link (one per stream) to the proxy, creates the onward stream there
-//! with STREAMTYPE and relays everything over the C wire format (spec `wire-protocol.md`):
+//! with STREAMTYPE and relays everything over the C wire format (spec `wire-protocol.md`).
+//! All the link logic is the sans-IO [`ClientLink`] of `sstreams-core`; this task only does
+//! the I/O around it: connect, read into the [`Decoder`], write frames, run its timer, call
+//! the user. What that gives the user:
 //!
-//! * link: connect, STREAMTYPE, CREATE_RESULT within [`CREATE_RESULT_TIMEOUT`]; on any
-//!   failure (refused, closed, create failed) retry every [`LINK_RETRY`], forever, telling
-//!   the user `UPSTREAM_LINK_RETRY` with `ack` = ms spent trying (C behaviour);
+//! * link: connect (given up after [`CREATE_RESULT_TIMEOUT`] too), STREAMTYPE, CREATE_RESULT
+//!   within [`CREATE_RESULT_TIMEOUT`]; on any
+//!   failure (refused, closed, create failed, a frame the client does not accept) retry every
+//!   [`LINK_RETRY`], forever, telling the user `UPSTREAM_LINK_RETRY` with `ack` = ms spent
+//!   trying (C behaviour);
 //! * the user gets `CREATING` once the first CREATE_RESULT arrives (the proxied `CREATING` is
 //!   swallowed), then every proxied state; a link lost after `CONNECTED` gives a local
-//!   `DISCONNECTED` first;
-//! * user commands become frames: metadata (METADATA), timeouts (TIMEOUT_UPDATE), length hints
-//!   (PAYLOAD_LENGTH_HINT), connect and tx requests (ONWARD_CONNECT), payload (TX_PAYLOAD).
-//!   Commands given while the link is down are kept and sent once it is up again; a stream
-//!   the user had asked to connect is connected again on a new link (C sends ONWARD_CONNECT
-//!   on every new link).
+//!   `DISCONNECTED` first. A state C does not know (18 to 999) or an illegal transition
+//!   destroys the stream;
+//! * user commands become frames: metadata (METADATA), credit (TXCR_UPDATE), timeouts
+//!   (TIMEOUT_UPDATE), length hints (PAYLOAD_LENGTH_HINT), connect and tx requests
+//!   (ONWARD_CONNECT), payload (TX_PAYLOAD). Commands given while the link is down are kept
+//!   and sent once it is up again; a stream the user had asked to connect is connected again
+//!   on a new link (C sends ONWARD_CONNECT on every new link);
+//! * credit granted by the proxy (TXCR_UPDATE) shows in [`Stream::tx_credit`]; PERF JSON is
+//!   delivered as rx with flags `SOM|EOM|PERF_JSON`.
 //!
 //! Tx is sent as soon as the link is up and the user asked to send (the proxy holds it until
 //! the onward stream can take it), so an http POST body does not wait for `CONNECTED`.
+//!
+//! [`Stream::tx_credit`]: super::Stream::tx_credit
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use sstreams_core::stream::{PayloadFlags, State, StateReturn};
-use sstreams_core::wire::{self, ConnState, Decoder, Frame, Metadata, Payload, StreamType};
+use sstreams_core::wire::{
+    self, ClientEvent, ClientLink, ClientLinkConfig, ClientLinkState, Decoder, Frame,
+    PERF_RX_FLAGS, Payload, Transmit,
+};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{Command, Deliver, Face, MetadataStore, StreamCx};
-use crate::proxy::frame_io::{FrameIoError, READ_SIZE, read_frame, write_frames};
+use crate::proxy::frame_io::{READ_SIZE, write_frames};
 use crate::proxy::listen::ProxyAddr;
 use crate::transport::Transport;
 
-/// Wait between link attempts (C: 1 s, fixed)
-pub const LINK_RETRY: Duration = Duration::from_secs(1);
-/// How long the proxy may take to answer STREAMTYPE (C: 3 s)
-pub const CREATE_RESULT_TIMEOUT: Duration = Duration::from_secs(3);
+pub use sstreams_core::wire::{CREATE_RESULT_TIMEOUT, LINK_RETRY};
 
 pub(crate) struct Proxied {
-    pub(crate) name: String,
-    pub(crate) tx_credit: u32,
     pub(crate) addr: ProxyAddr,
     pub(crate) face: Face,
     pub(crate) metadata: std::sync::Arc<MetadataStore>,
     pub(crate) streamtype: sstreams_core::policy::StreamType,
     pub(crate) commands: mpsc::UnboundedReceiver<Command>,
     pub(crate) flow: super::FlowTask,
+    link: ClientLink,
+    /// Payload of the async face not yet taken by the link
+    queued: VecDeque<(Bytes, PayloadFlags)>,
+    tx_ord: u32,
+    /// Commands issued from inside callbacks
+    from_callbacks: Vec<Command>,
 }
 
-/// Why the link went down
-enum LinkEnd {
-    /// Try again after [`LINK_RETRY`]
-    Retry,
-    /// The stream is destroyed
-    Destroyed,
+/// The transport of the current link and its decoder
+struct Io {
+    transport: Transport,
+    decoder: Decoder,
+    /// Encoded frames of one write
+    out: BytesMut,
 }
 
 /// Starts the task of a proxied stream and returns its handle
@@ -81,16 +94,23 @@ pub(crate) fn spawn_proxied(
         .unwrap_or_else(placeholder);
     let metadata = std::sync::Arc::new(MetadataStore::any_name());
     let (commands_tx, commands) = mpsc::unbounded_channel();
-    let task = Proxied {
-        name: name.to_owned(),
+    let config = ClientLinkConfig {
+        streamtype: Bytes::copy_from_slice(name.as_bytes()),
+        pid: std::process::id(),
         // A C client sends 500000000 when it has no manual credit.
         tx_credit: tx_credit.map_or(wire::DEFAULT_TX_CREDIT, |c| c as u32),
+    };
+    let task = Proxied {
         addr,
         face,
         metadata: std::sync::Arc::clone(&metadata),
         streamtype: streamtype.clone(),
         commands,
         flow: super::FlowTask(std::sync::Arc::clone(&flow)),
+        link: ClientLink::new(config, Instant::now().into_std()),
+        queued: VecDeque::new(),
+        tx_ord: 0,
+        from_callbacks: Vec::new(),
     };
     let span = tracing::debug_span!("proxied", streamtype = name);
     tokio::spawn(tracing::Instrument::instrument(task.run(), span));
@@ -113,333 +133,255 @@ fn placeholder() -> sstreams_core::policy::StreamType {
     p.streamtype("?").expect("just declared").clone()
 }
 
-/// What is pending for the proxy, kept across links
-#[derive(Default)]
-struct Pending {
-    metadata: Vec<(String, Bytes)>,
-    /// TXCR_UPDATE deltas to send
-    credit: Vec<i32>,
-    timeout: Option<u32>,
-    length_hint: Option<u32>,
-    /// The user asked to connect (ONWARD_CONNECT)
-    connect: bool,
-    /// The user asked to send: the first TX_PAYLOAD asks the proxy to send (which connects as
-    /// a direct `request_tx` does, POLL first); with nothing to send, ONWARD_CONNECT instead
-    tx_connect: bool,
-    /// The user asked for the onward connection at some time (connect, tx request or send):
-    /// a stream recreated on a new link is connected again
-    onward: bool,
-    user_wants_tx: bool,
-    queued: VecDeque<(Bytes, PayloadFlags)>,
-    tx_ord: u32,
-    /// Commands issued from inside callbacks
-    from_callbacks: Vec<Command>,
+/// The link's clock reading of now (tokio's clock, so paused time works)
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
 }
 
 impl Proxied {
     pub(crate) async fn run(mut self) {
-        let mut pending = Pending::default();
-        let mut created = false;
-        let started = Instant::now();
+        let mut io: Option<Io> = None;
         loop {
-            match self.link(&mut pending, &mut created).await {
-                LinkEnd::Destroyed => return,
-                LinkEnd::Retry => {}
+            self.deliver_events().await;
+            let state = self.link.state();
+            if !state.is_link_up() {
+                // Closes the transport of a link the machine gave up.
+                io = None;
             }
-            let ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
-            if self
-                .deliver_state(State::UPSTREAM_LINK_RETRY, ms, &mut pending)
-                .await
-                == StateReturn::DestroyMe
-            {
-                return self.destroy(false, &mut pending).await;
-            }
-            // Wait a second, still taking commands.
-            let until = Instant::now() + LINK_RETRY;
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep_until(until) => break,
-                    c = self.commands.recv() => match c {
-                        None | Some(Command::Destroy) => return self.destroy(false, &mut pending).await,
-                        Some(c) => pending.take(c),
-                    },
-                }
-            }
-        }
-    }
-
-    /// One link, from connect to its end
-    async fn link(&mut self, pending: &mut Pending, created: &mut bool) -> LinkEnd {
-        let endpoint = self.addr.endpoint();
-        let Ok(mut io) = crate::transport::connect(&endpoint, None).await else {
-            return LinkEnd::Retry;
-        };
-        let mut out = BytesMut::new();
-        let st = Frame::StreamType(StreamType {
-            pid: std::process::id(),
-            tx_credit: self.tx_credit,
-            name: Bytes::from(self.name.clone()),
-        });
-        if write_frames(&mut io, &mut out, &[st]).await.is_err() {
-            return LinkEnd::Retry;
-        }
-        let mut decoder = Decoder::client_side();
-        let first =
-            tokio::time::timeout(CREATE_RESULT_TIMEOUT, read_frame(&mut io, &mut decoder)).await;
-        match first {
-            Ok(Ok(Some(Frame::CreateResult(r)))) if r.is_ok() => {}
-            _ => return LinkEnd::Retry,
-        }
-        if *created {
-            // The stream was recreated on the proxy: connect it again if it was asked to
-            // connect before, as C does (ONWARD_CONNECT on every new link) and as a direct
-            // stream reconnects. Tx or a length hint pending connect it anyway.
-            if pending.onward && !pending.tx_connect && pending.length_hint.is_none() {
-                pending.connect = true;
-            }
-        } else {
-            *created = true;
-            if self.deliver_state(State::CREATING, 0, pending).await == StateReturn::DestroyMe {
-                return self.end(false, pending).await;
-            }
-        }
-        let mut swallow_creating = true;
-        let mut connected = false;
-        loop {
-            self.apply_from_callbacks(pending);
-            if self.flush(&mut io, &mut out, pending).await.is_err() {
-                return self.link_lost(connected, pending).await;
-            }
-            // Frames already read come first.
-            let frame = match decoder.poll_frame() {
-                Ok(Some(f)) => Some(f),
-                Ok(None) => None,
-                Err(e) => {
-                    tracing::warn!("{}: malformed frame from the proxy: {e}", self.name);
-                    return self.link_lost(connected, pending).await;
-                }
-            };
-            if let Some(frame) = frame {
-                let ret = match frame {
-                    Frame::ConnState(ConnState { state, ack }) => {
-                        if swallow_creating && state == State::CREATING {
-                            swallow_creating = false;
-                            continue;
+            match state {
+                ClientLinkState::Destroyed => return self.close_events(),
+                ClientLinkState::Connecting => {
+                    // A TCP connect that hangs counts as failed after the time the proxy
+                    // would have had to answer STREAMTYPE.
+                    let endpoint = self.addr.endpoint();
+                    let connect = crate::transport::connect(&endpoint, None);
+                    match tokio::time::timeout(CREATE_RESULT_TIMEOUT, connect).await {
+                        Ok(Ok(transport)) => {
+                            io = Some(Io {
+                                transport,
+                                decoder: Decoder::client_side(),
+                                out: BytesMut::new(),
+                            });
+                            self.link.handle_connected(now());
                         }
-                        swallow_creating = false;
-                        connected = match state {
-                            State::CONNECTED => true,
-                            State::DISCONNECTED => false,
-                            _ => connected,
-                        };
-                        self.deliver_state(state, ack, pending).await
+                        Ok(Err(e)) => {
+                            tracing::debug!("link to the proxy: {e}");
+                            self.link.handle_connect_failed(now());
+                        }
+                        Err(_) => {
+                            tracing::debug!("link to the proxy: connect timed out");
+                            self.link.handle_connect_failed(now());
+                        }
                     }
-                    Frame::RxPayload(p) => self.deliver_rx(p.data, p.flags, pending).await,
-                    Frame::RxMetadata(m) => {
-                        let name = String::from_utf8_lossy(&m.name).into_owned();
-                        self.face.metadata(&[(name.clone(), m.value.clone())]).await;
-                        self.metadata
-                            .capture(&self.streamtype, vec![(name, m.value)]);
-                        StateReturn::Ok
-                    }
-                    Frame::RxCreditUpdate(delta) => {
-                        self.flow.add_tx_credit(delta);
-                        StateReturn::Ok
-                    }
-                    // Performance JSON is advisory.
-                    _ => StateReturn::Ok,
-                };
-                match ret {
-                    StateReturn::DestroyMe => return self.end(connected, pending).await,
-                    StateReturn::DisconnectMe => return self.link_lost(connected, pending).await,
-                    _ => continue,
                 }
-            }
-            decoder.buffer_mut().reserve(READ_SIZE);
-            tokio::select! {
-                n = io.read_buf(decoder.buffer_mut()) => match n {
-                    Ok(n) if n > 0 => {}
-                    _ => return self.link_lost(connected, pending).await,
-                },
-                c = self.commands.recv() => match c {
-                    None | Some(Command::Destroy) => return self.end(connected, pending).await,
-                    Some(c) => pending.take(c),
+                ClientLinkState::Waiting => self.wait().await,
+                _ => match &mut io {
+                    Some(io) => self.serve(io).await,
+                    // The machine only goes up through handle_connected, which sets `io`.
+                    None => self.link.handle_link_closed(now()),
                 },
             }
         }
     }
 
-    /// Sends what is pending: metadata, timeout, length hint, connect, then payload
-    async fn flush(
-        &mut self,
-        io: &mut Transport,
-        out: &mut BytesMut,
-        p: &mut Pending,
-    ) -> Result<(), FrameIoError> {
+    /// No link: take commands until the next attempt is due
+    async fn wait(&mut self) {
+        let until = self.link.poll_timeout().map(Instant::from_std);
+        tokio::select! {
+            () = sleep_until(until) => self.link.handle_timeout(now()),
+            c = self.commands.recv() => self.command(c),
+        }
+    }
+
+    /// One step of a link that is up: write what is due, then handle one frame, command or
+    /// timeout
+    async fn serve(&mut self, io: &mut Io) {
+        let frames = self.transmit();
+        if !frames.is_empty() {
+            if let Err(e) = write_frames(&mut io.transport, &mut io.out, &frames).await {
+                tracing::debug!("link to the proxy: {e}");
+                return self.link.handle_link_closed(now());
+            }
+        }
+        if !self.link.state().is_link_up() {
+            return;
+        }
+        // Frames already read come first.
+        match io.decoder.poll_frame() {
+            Ok(Some(frame)) => return self.frame(frame),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!("malformed frame from the proxy: {e}");
+                return self.link.handle_link_closed(now());
+            }
+        }
+        io.decoder.buffer_mut().reserve(READ_SIZE);
+        let until = self.link.poll_timeout().map(Instant::from_std);
+        tokio::select! {
+            n = io.transport.read_buf(io.decoder.buffer_mut()) => {
+                if !matches!(n, Ok(n) if n > 0) {
+                    self.link.handle_link_closed(now());
+                }
+            }
+            c = self.commands.recv() => self.command(c),
+            () = sleep_until(until) => self.link.handle_timeout(now()),
+        }
+    }
+
+    fn frame(&mut self, frame: Frame) {
+        if let Err(e) = self.link.handle_frame(now(), frame) {
+            tracing::warn!("frame from the proxy refused: {e}");
+        }
+    }
+
+    /// The frames due on the link, asking the user for payload when the link says so
+    fn transmit(&mut self) -> Vec<Frame> {
         let mut frames = Vec::new();
-        for (name, value) in p.metadata.drain(..) {
-            frames.push(Frame::TxMetadata(Metadata {
-                name: Bytes::from(name),
-                value,
-            }));
-        }
-        frames.extend(p.credit.drain(..).map(Frame::TxCreditUpdate));
-        if let Some(t) = p.timeout.take() {
-            frames.push(Frame::TimeoutUpdate(t));
-        }
-        let hinted = p
-            .length_hint
-            .take()
-            .map(|n| frames.push(Frame::PayloadLengthHint(n)))
-            .is_some();
-        let mut sent_tx = false;
-        while p.user_wants_tx {
-            match self.produce_tx(p) {
-                Some(chunk) => {
-                    frames.push(Frame::TxPayload(chunk));
-                    sent_tx = true;
+        loop {
+            self.apply_from_callbacks();
+            match self.link.poll_transmit() {
+                Some(Transmit::Frame(f)) => frames.push(f),
+                Some(Transmit::Tx) => {
+                    let (payload, more) = self.produce_tx();
+                    self.link.handle_tx(payload, more);
                 }
-                None => break,
+                Some(_) => {}
+                None => return frames,
             }
         }
-        let tx_connect = std::mem::take(&mut p.tx_connect) && !sent_tx && !hinted;
-        if std::mem::take(&mut p.connect) || tx_connect {
-            frames.push(Frame::OnwardConnect);
-        }
-        if frames.is_empty() {
-            return Ok(());
-        }
-        write_frames(io, out, &frames).await
     }
 
-    /// One tx chunk from the user, if it gives one
-    fn produce_tx(&mut self, p: &mut Pending) -> Option<Payload> {
-        let (data, flags) = match &mut self.face {
+    /// One tx chunk from the user, if it gives one, and whether it wants to be asked again
+    fn produce_tx(&mut self) -> (Option<Payload>, bool) {
+        let (data, flags, more) = match &mut self.face {
             Face::Handler(h) => {
                 let mut buf = BytesMut::new();
                 let mut flags = PayloadFlags::empty();
                 let mut cx = StreamCx {
                     streamtype: &self.streamtype,
                     metadata: &self.metadata,
-                    commands: &mut p.from_callbacks,
+                    commands: &mut self.from_callbacks,
                 };
-                let ret = h.tx(&mut cx, p.tx_ord, &mut buf, &mut flags);
-                p.tx_ord = p.tx_ord.wrapping_add(1);
+                let ret = h.tx(&mut cx, self.tx_ord, &mut buf, &mut flags);
+                self.tx_ord = self.tx_ord.wrapping_add(1);
                 if ret == StateReturn::TxDontSend {
-                    p.user_wants_tx = false;
-                    return None;
+                    return (None, false);
                 }
                 // Without EOM more of the message follows (http bodies): ask again.
-                p.user_wants_tx = !flags.contains(PayloadFlags::EOM);
-                (buf.freeze(), flags)
+                (buf.freeze(), flags, !flags.contains(PayloadFlags::EOM))
             }
-            Face::Channel { .. } => match p.queued.pop_front() {
-                Some(x) => {
-                    self.flow.taken(x.0.len());
-                    p.user_wants_tx = !p.queued.is_empty();
-                    x
+            Face::Channel { .. } => match self.queued.pop_front() {
+                Some((data, flags)) => {
+                    self.flow.taken(data.len());
+                    (data, flags, !self.queued.is_empty())
                 }
-                None => {
-                    p.user_wants_tx = false;
-                    return None;
-                }
+                None => return (None, false),
             },
         };
         let mut payload = Payload::new(flags, data);
         payload.timestamp_us = crate::clock::monotonic_us();
-        Some(payload)
+        (Some(payload), more)
     }
 
-    fn apply_from_callbacks(&mut self, p: &mut Pending) {
-        for c in std::mem::take(&mut p.from_callbacks) {
-            p.take(c);
+    fn apply_from_callbacks(&mut self) {
+        for c in std::mem::take(&mut self.from_callbacks) {
+            self.command(Some(c));
         }
     }
 
-    async fn link_lost(&mut self, connected: bool, p: &mut Pending) -> LinkEnd {
-        if connected
-            && self.deliver_state(State::DISCONNECTED, 0, p).await == StateReturn::DestroyMe
-        {
-            return self.end(false, p).await;
+    /// A user command; `None` (all handles gone) destroys the stream
+    fn command(&mut self, c: Option<Command>) {
+        let Some(c) = c else {
+            return self.link.destroy();
+        };
+        match c {
+            Command::RequestTx(len) => self
+                .link
+                .request_tx(len.map(|n| u32::try_from(n).unwrap_or(u32::MAX))),
+            Command::Connect => self.link.connect(),
+            Command::StartTimeout(t) => self.link.start_timeout(t),
+            Command::CancelTimeout => self.link.cancel_timeout(),
+            Command::Send(data, flags) => {
+                self.queued.push_back((data, flags));
+                self.link.request_tx(None);
+            }
+            Command::Metadata(name, value) => {
+                if let Err(e) = self.link.set_metadata(Bytes::from(name), value) {
+                    tracing::warn!("metadata not sent to the proxy: {e}");
+                }
+            }
+            Command::AddPeerTxCredit(d) => self.link.add_peer_tx_credit(d),
+            Command::Destroy => self.link.destroy(),
         }
-        LinkEnd::Retry
     }
 
-    async fn end(&mut self, connected: bool, p: &mut Pending) -> LinkEnd {
-        self.destroy(connected, p).await;
-        LinkEnd::Destroyed
+    /// Hands the link's events to the user, acting on what the callbacks return
+    async fn deliver_events(&mut self) {
+        while let Some(event) = self.link.poll_event() {
+            let ret = match event {
+                ClientEvent::State { state, ack } => self.deliver_state(state, ack).await,
+                ClientEvent::Rx(p) => self.deliver_rx(p.data, p.flags).await,
+                ClientEvent::Perf(json) => self.deliver_rx(json, PERF_RX_FLAGS).await,
+                ClientEvent::Metadata(m) => {
+                    let name = String::from_utf8_lossy(&m.name).into_owned();
+                    self.face.metadata(&[(name.clone(), m.value.clone())]).await;
+                    self.metadata
+                        .capture(&self.streamtype, vec![(name, m.value)]);
+                    StateReturn::Ok
+                }
+                ClientEvent::TxCredit(delta) => {
+                    self.flow.add_tx_credit(delta);
+                    StateReturn::Ok
+                }
+                ClientEvent::Created {
+                    client_buflen,
+                    rideshares,
+                } => {
+                    tracing::debug!(client_buflen, ?rideshares, "created at the proxy");
+                    StateReturn::Ok
+                }
+                _ => StateReturn::Ok,
+            };
+            self.apply_from_callbacks();
+            match ret {
+                StateReturn::DestroyMe => self.link.destroy(),
+                StateReturn::DisconnectMe => self.link.handle_link_closed(now()),
+                _ => {}
+            }
+        }
     }
 
-    /// `DISCONNECTED` (if connected) and `DESTROYING`; the link closes when dropped
-    async fn destroy(&mut self, connected: bool, p: &mut Pending) {
-        if connected {
-            self.deliver_state(State::DISCONNECTED, 0, p).await;
-        }
-        self.deliver_state(State::DESTROYING, 0, p).await;
+    /// Nothing follows `DESTROYING`: close the events of the async face
+    fn close_events(&mut self) {
         if let Face::Channel { events, .. } = &mut self.face {
-            // Close the events: nothing follows DESTROYING.
             let (closed, _) = mpsc::channel(1);
             *events = closed;
         }
     }
 
-    async fn deliver_state(&mut self, state: State, ack: u32, p: &mut Pending) -> StateReturn {
+    async fn deliver_state(&mut self, state: State, ack: u32) -> StateReturn {
         let d = Deliver {
             streamtype: &self.streamtype,
             metadata: &self.metadata,
-            commands: &mut p.from_callbacks,
+            commands: &mut self.from_callbacks,
         };
         self.face.state(d, state, ack).await
     }
 
-    async fn deliver_rx(
-        &mut self,
-        data: Bytes,
-        flags: PayloadFlags,
-        p: &mut Pending,
-    ) -> StateReturn {
+    async fn deliver_rx(&mut self, data: Bytes, flags: PayloadFlags) -> StateReturn {
         let d = Deliver {
             streamtype: &self.streamtype,
             metadata: &self.metadata,
-            commands: &mut p.from_callbacks,
+            commands: &mut self.from_callbacks,
         };
         self.face.rx(d, data, flags).await
     }
 }
 
-impl Pending {
-    fn take(&mut self, c: Command) {
-        match c {
-            Command::RequestTx(len) => {
-                if let Some(n) = len {
-                    // The hint also asks the proxy to send, which connects.
-                    self.length_hint = Some(u32::try_from(n).unwrap_or(u32::MAX));
-                }
-                self.tx_connect = true;
-                self.onward = true;
-                self.user_wants_tx = true;
-            }
-            Command::Connect => {
-                self.connect = true;
-                self.onward = true;
-            }
-            Command::StartTimeout(None) => self.timeout = Some(0),
-            Command::StartTimeout(Some(d)) => {
-                let ms = u32::try_from(d.as_millis())
-                    .unwrap_or(u32::MAX - 1)
-                    .clamp(1, u32::MAX - 1);
-                self.timeout = Some(ms);
-            }
-            Command::CancelTimeout => self.timeout = Some(u32::MAX),
-            Command::Send(data, flags) => {
-                self.queued.push_back((data, flags));
-                self.tx_connect = true;
-                self.onward = true;
-                self.user_wants_tx = true;
-            }
-            Command::Metadata(name, value) => self.metadata.push((name, value)),
-            Command::AddPeerTxCredit(d) => self.credit.push(d),
-            Command::Destroy => {}
-        }
+/// Sleeps until `until`, or forever
+async fn sleep_until(until: Option<Instant>) {
+    match until {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
