@@ -1,14 +1,21 @@
 //! `sstreams bench proxy`: what going through the SS proxy costs, measured in one run
 //!
-//! Everything runs in this process on loopback: a TCP server, the proxy (on an abstract Unix
-//! socket) and the clients. Reported side by side:
+//! Everything runs in this process on loopback, as tasks of one tokio runtime with two worker
+//! threads (the runtime the `sstreams proxy` command uses on a two-core machine): a TCP server,
+//! the proxy (on an abstract Unix socket) and the clients. (Separate single-threaded runtimes,
+//! one per role as separate processes would have, measured slower and noisier on a two-core
+//! machine: every hop becomes a thread wake-up.) Reported side by side, as the median of
+//! interleaved rounds (so a noisy patch of the machine hits every row alike):
 //!
 //! * bulk MB/s of a raw stream receiving a large body: through the proxy, direct, and a bare
-//!   Unix-socket copy of the same size (the ceiling);
+//!   Unix-socket copy of the same size (the ceiling); the share of the ceiling is the median
+//!   of each round's ratio; also the CPU time the process spent per GB (all threads: sender,
+//!   proxy and receiver), which other work on the machine disturbs far less than MB/s;
 //! * small-message round trips (32 bytes echoed): per second and p50/p99 latency, direct and
 //!   proxied, and the latency the proxy adds at p50;
 //! * SMD messages per second from the proxy's bus to a proxied `_lws_smd` stream.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -24,19 +31,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 /// Options of `bench proxy`
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Copy, Args)]
 pub(crate) struct ProxyBenchArgs {
     /// Size of the bulk body, in MiB
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 128)]
     bulk_mib: u64,
-    /// Small-message round trips per client
-    #[arg(long, default_value_t = 20_000)]
+    /// Small-message round trips per client and round
+    #[arg(long, default_value_t = 5_000)]
     round_trips: u32,
     /// SMD messages sent to the proxied stream
     #[arg(long, default_value_t = 100_000)]
     smd_messages: u32,
-    /// Rounds of the bulk measurements (the best of each is reported)
-    #[arg(long, default_value_t = 3)]
+    /// Rounds of the bulk and round-trip measurements (the median is reported)
+    #[arg(long, default_value_t = 5)]
     rounds: u32,
 }
 
@@ -44,9 +51,19 @@ const CHUNK: usize = 64 * 1024;
 const SMALL: &[u8] = b"0123456789abcdef0123456789abcdef";
 
 pub(crate) fn run(args: &ProxyBenchArgs) -> ExitCode {
-    crate::block_on(crate::Threads::Workers(Some(2)), async {
-        bench(args).await.map(|()| true)
+    let args = *args;
+    // The whole bench is a task of the runtime, as the proxy's and a client's work would be,
+    // not the caller's thread, which would be a third thread competing for the cores.
+    crate::block_on(crate::Threads::Workers(Some(2)), async move {
+        tokio::spawn(async move { bench(&args).await.map(|()| true) })
+            .await
+            .map_err(|e| e.to_string())?
     })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_unstable_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 async fn bench(args: &ProxyBenchArgs) -> Result<(), String> {
@@ -79,46 +96,66 @@ async fn bench(args: &ProxyBenchArgs) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
 
+    let rounds = args.rounds.max(1);
     println!(
-        "proxy: {} MiB bulk, {} round trips of {} bytes, {} SMD messages",
+        "proxy: {} MiB bulk, {} round trips of {} bytes, median of {rounds} rounds; \
+         {} SMD messages",
         args.bulk_mib,
         args.round_trips,
         SMALL.len(),
         args.smd_messages
     );
-    // Interleaved rounds, best of each, so a noisy patch of the machine hits all alike.
-    let (mut bare, mut d_bulk, mut p_bulk) = (0f64, 0f64, 0f64);
-    for _ in 0..args.rounds.max(1) {
-        bare = bare.max(bare_unix(bulk_len).await?);
-        d_bulk = d_bulk.max(stream_bulk(&direct, bulk_len).await?);
-        p_bulk = p_bulk.max(stream_bulk(&proxied, bulk_len).await?);
+    let (mut bare, mut d_bulk, mut p_bulk) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut d_share, mut p_share) = (Vec::new(), Vec::new());
+    let (mut d_rtt, mut p_rtt, mut added) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (b, b_cpu) = cpu_per_gb(bulk_len, bare_unix(bulk_len)).await?;
+        let (d, d_cpu) = cpu_per_gb(bulk_len, stream_bulk(&direct, bulk_len)).await?;
+        let (p, p_cpu) = cpu_per_gb(bulk_len, stream_bulk(&proxied, bulk_len)).await?;
+        bare.push((b, b_cpu));
+        d_bulk.push((d, d_cpu));
+        p_bulk.push((p, p_cpu));
+        d_share.push((d / b * 100.0, d_cpu / b_cpu));
+        p_share.push((p / b * 100.0, p_cpu / b_cpu));
+        let d = round_trips(&direct, args.round_trips).await?;
+        let p = round_trips(&proxied, args.round_trips).await?;
+        added.push(p.p50_us - d.p50_us);
+        d_rtt.push(d);
+        p_rtt.push(p);
     }
-    println!("{:<36} {:>10} {:>10}", "bulk MB/s", "MB/s", "of bare");
-    for (what, v) in [
-        ("bare Unix-socket copy", bare),
-        ("direct stream", d_bulk),
-        ("through the proxy", p_bulk),
+    println!(
+        "{:<36} {:>10} {:>10} {:>10} {:>10}",
+        "bulk", "MB/s", "of bare", "CPU s/GB", "× bare"
+    );
+    for (what, v, share) in [
+        ("bare Unix-socket copy", bare, vec![(100.0, 1.0)]),
+        ("direct stream", d_bulk, d_share),
+        ("through the proxy", p_bulk, p_share),
     ] {
-        println!("{what:<36} {v:>10.0} {:>9.1}%", v / bare * 100.0);
+        let (rate, cpu): (Vec<f64>, Vec<f64>) = v.into_iter().unzip();
+        let (share, cpu_share): (Vec<f64>, Vec<f64>) = share.into_iter().unzip();
+        println!(
+            "{what:<36} {:>10.0} {:>9.1}% {:>10.3} {:>10.2}",
+            median(rate),
+            median(share),
+            median(cpu),
+            median(cpu_share)
+        );
     }
 
-    let d = round_trips(&direct, args.round_trips).await?;
-    let p = round_trips(&proxied, args.round_trips).await?;
     println!(
         "{:<36} {:>10} {:>10} {:>10}",
         "round trips", "per s", "p50 µs", "p99 µs"
     );
-    for (what, r) in [("direct stream", &d), ("through the proxy", &p)] {
+    for (what, r) in [("direct stream", &d_rtt), ("through the proxy", &p_rtt)] {
         println!(
             "{what:<36} {:>10.0} {:>10.1} {:>10.1}",
-            r.per_s, r.p50_us, r.p99_us
+            median(r.iter().map(|r| r.per_s).collect()),
+            median(r.iter().map(|r| r.p50_us).collect()),
+            median(r.iter().map(|r| r.p99_us).collect()),
         );
     }
-    println!(
-        "{:<36} {:>21.1}",
-        "added p50 latency, µs",
-        p.p50_us - d.p50_us
-    );
+    println!("{:<36} {:>21.1}", "added p50 latency, µs", median(added));
 
     let smd = smd_rate(&direct, &proxied, args.smd_messages).await?;
     println!("{:<36} {smd:>10.0}", "SMD msgs/s, proxy bus → client");
@@ -167,6 +204,30 @@ async fn echo_server() -> Result<SocketAddr, String> {
         }
     });
     Ok(addr)
+}
+
+/// Runs a bulk measurement; adds the CPU time the whole process spent on it, in seconds per
+/// 10⁹ bytes (steadier than MB/s on a machine shared with other work)
+async fn cpu_per_gb(
+    len: u64,
+    work: impl Future<Output = Result<f64, String>>,
+) -> Result<(f64, f64), String> {
+    let before = cpu_ns();
+    let rate = work.await?;
+    let cpu = cpu_ns().saturating_sub(before);
+    Ok((rate, cpu as f64 / len as f64))
+}
+
+/// CPU time of every thread of this process so far, in ns (Linux `schedstat`; 0 elsewhere)
+fn cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// The ceiling: the same bytes over a Unix socket pair, no framing

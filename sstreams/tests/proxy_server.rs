@@ -319,10 +319,11 @@ async fn post_gets_an_early_connected_like_the_c_proxy() {
     assert_eq!(rx, b"ok");
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_slow_reader_stops_the_onward_reads_and_loses_nothing() {
-    const TOTAL: usize = 64 * 1024 * 1024;
-    // A server that writes TOTAL bytes as fast as it may, counting what it got rid of.
+/// Sends `total` bytes from an onward server to a client that reads nothing until every
+/// buffer on the way is full; returns how many bytes the server got rid of by then (all of
+/// them still in flight), after checking that the client then gets them all, intact
+async fn slow_reader(buffers: &str, total: usize) -> usize {
+    // A server that writes `total` bytes as fast as it may, counting what it got rid of.
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
     let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -331,14 +332,15 @@ async fn a_slow_reader_stops_the_onward_reads_and_loses_nothing() {
     tokio::spawn(async move {
         let (mut s, _) = l.accept().await.unwrap();
         let chunk = vec![7u8; 64 * 1024];
-        while counter.load(std::sync::atomic::Ordering::Relaxed) < TOTAL {
+        while counter.load(std::sync::atomic::Ordering::Relaxed) < total {
             s.write_all(&chunk).await.unwrap();
             counter.fetch_add(chunk.len(), std::sync::atomic::Ordering::Relaxed);
         }
         let _ = done_tx.send(());
     });
     let policy = format!(
-        r#"{{ "s": [{{ "bulk": {{ "endpoint": "127.0.0.1", "port": {port}, "protocol": "raw" }} }}] }}"#
+        r#"{{ "s": [{{ "bulk": {{ "endpoint": "127.0.0.1", "port": {port}, "protocol": "raw"
+                                 {buffers} }} }}] }}"#
     );
     let (name, _cx) = proxy(&policy).await;
     let mut c = Client::connect(&name).await;
@@ -351,21 +353,13 @@ async fn a_slow_reader_stops_the_onward_reads_and_loses_nothing() {
         .await
         .is_err();
     let at_stall = written.load(std::sync::atomic::Ordering::Relaxed);
-    eprintln!(
-        "slow reader: the server got rid of {} KiB before it had to wait",
-        at_stall / 1024
-    );
     assert!(
         stalled,
-        "the onward server wrote all {TOTAL} bytes to a client that read nothing"
-    );
-    assert!(
-        at_stall < TOTAL / 2,
-        "{at_stall} bytes in flight is not bounded"
+        "the onward server wrote all {total} bytes to a client that read nothing"
     );
     // Now read everything: nothing was lost on the way.
     let mut got = 0usize;
-    while got < TOTAL {
+    while got < total {
         match c.next().await {
             Some(Frame::RxPayload(p)) => {
                 assert!(p.data.iter().all(|&b| b == 7));
@@ -375,7 +369,192 @@ async fn a_slow_reader_stops_the_onward_reads_and_loses_nothing() {
             other => panic!("{other:?}"),
         }
     }
+    assert_eq!(got, total);
+    at_stall
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_reader_stops_the_onward_reads_and_loses_nothing() {
+    const TOTAL: usize = 64 * 1024 * 1024;
+    const SMALL: usize = 4096;
+    const LARGE: usize = 16 * 1024 * 1024;
+    let small = slow_reader(&format!(r#", "proxy_buflen": {SMALL}"#), TOTAL).await;
+    let hysteresis = slow_reader(
+        &format!(
+            r#", "proxy_buflen": {LARGE}, "proxy_buflen_rxflow_on_above": {SMALL},
+                 "proxy_buflen_rxflow_off_below": 1024"#
+        ),
+        TOTAL,
+    )
+    .await;
+    let large = slow_reader(&format!(r#", "proxy_buflen": {LARGE}"#), TOTAL).await;
+    for (what, buflen, at_stall) in [
+        ("proxy_buflen 4 KiB", SMALL, small),
+        (
+            "proxy_buflen 16 MiB, rxflow on above 4 KiB",
+            SMALL,
+            hysteresis,
+        ),
+        ("proxy_buflen 16 MiB", LARGE, large),
+    ] {
+        eprintln!(
+            "slow reader, {what}: {} KiB in flight when the server had to wait \
+             ({:.1} × the proxy's limit; the rest is socket buffers and the stream's queue)",
+            at_stall / 1024,
+            at_stall as f64 / buflen as f64
+        );
+        assert!(
+            at_stall < TOTAL / 2,
+            "{what}: {at_stall} bytes in flight is not bounded"
+        );
+    }
+    // The proxy's own share is what the policy allows: with 16 MiB it holds megabytes more.
+    assert!(
+        large > small.max(hysteresis) + LARGE / 2,
+        "proxy_buflen makes no difference: {large} bytes in flight with 16 MiB, \
+         {small} with 4 KiB, {hysteresis} with rxflow above 4 KiB"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fast_writer_to_a_slow_onward_peer_stops_being_read_and_loses_nothing() {
+    const TOTAL: usize = 64 * 1024 * 1024;
+    const BUFLEN: usize = 4096;
+    // An onward server that reads nothing until told to, then counts and checks everything.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (go_tx, go) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        go.await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut got = 0usize;
+        while got < TOTAL {
+            let n = s.read(&mut buf).await.unwrap();
+            assert_ne!(n, 0, "closed after {got} bytes");
+            for (i, &b) in buf[..n].iter().enumerate() {
+                assert_eq!(b, ((got + i) % 251) as u8, "byte {}", got + i);
+            }
+            got += n;
+        }
+        got
+    });
+    let policy = format!(
+        r#"{{ "s": [{{ "sink": {{ "endpoint": "127.0.0.1", "port": {port}, "protocol": "raw",
+                                 "proxy_buflen": {BUFLEN} }} }}] }}"#
+    );
+    let (name, _cx) = proxy(&policy).await;
+    let mut c = Client::connect(&name).await;
+    c.send(&[streamtype("sink", 500_000_000), Frame::OnwardConnect])
+        .await;
+    assert!(matches!(c.next().await, Some(Frame::CreateResult(r)) if r.is_ok()));
+    loop {
+        if c.state().await == State::CONNECTED {
+            break;
+        }
+    }
+    // The client writes TOTAL bytes as fast as the link takes them, counting.
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = sent.clone();
+    let (mut rd, mut wr) = c.s.into_split();
+    let writer = tokio::spawn(async move {
+        const PIECE: usize = 16 * 1024;
+        let mut pos = 0;
+        while pos < TOTAL {
+            let data: Vec<u8> = (pos..pos + PIECE).map(|i| (i % 251) as u8).collect();
+            let mut out = BytesMut::new();
+            Frame::TxPayload(Payload::new(Flags::empty(), Bytes::from(data)))
+                .encode(&mut out)
+                .unwrap();
+            wr.write_all(&out).await.unwrap();
+            pos += PIECE;
+            counter.store(pos, std::sync::atomic::Ordering::Relaxed);
+        }
+        wr
+    });
+    // Keep reading the link (states may come), so only the tx direction can stall.
+    let reader = tokio::spawn(async move {
+        let mut sink = vec![0u8; 4096];
+        while rd.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+    });
+    tokio::pin!(writer);
+    let stalled = tokio::time::timeout(Duration::from_secs(30), &mut writer)
+        .await
+        .is_err();
+    let at_stall = sent.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "fast writer, proxy_buflen {BUFLEN}: {} KiB in flight when the client had to wait \
+         ({:.1} × the proxy's limit; the rest is socket buffers)",
+        at_stall / 1024,
+        at_stall as f64 / BUFLEN as f64
+    );
+    assert!(
+        stalled,
+        "the client wrote all {TOTAL} bytes to an onward peer that read nothing"
+    );
+    assert!(
+        at_stall < TOTAL / 2,
+        "{at_stall} bytes in flight is not bounded"
+    );
+    // Now the onward peer reads: everything arrives, in order, intact.
+    go_tx.send(()).unwrap();
+    let _wr = tokio::time::timeout(LIMIT, writer)
+        .await
+        .expect("the client gets rid of everything")
+        .unwrap();
+    let got = tokio::time::timeout(LIMIT, server)
+        .await
+        .expect("the onward peer gets everything")
+        .unwrap();
     assert_eq!(got, TOTAL);
+    reader.abort();
+}
+
+#[tokio::test]
+async fn perf_json_goes_to_the_client_whole_as_a_perf_frame() {
+    let port = greeter().await;
+    let policy = format!(
+        r#"{{ "s": [{{ "mintest": {{ "endpoint": "127.0.0.1", "port": {port}, "protocol": "raw",
+                                    "perf": true }} }}] }}"#
+    );
+    let (name, _cx) = proxy(&policy).await;
+    let mut c = Client::connect(&name).await;
+    c.send(&[streamtype("mintest", 500_000_000), Frame::OnwardConnect])
+        .await;
+    let mut rx = Vec::new();
+    let mut perf = Vec::new();
+    let mut said_hello = false;
+    loop {
+        match c.next().await {
+            Some(Frame::RxPayload(p)) => {
+                rx.extend_from_slice(&p.data);
+                if !said_hello && rx.len() >= b"hello-from-server".len() {
+                    said_hello = true;
+                    c.send(&[Frame::TxPayload(Payload::new(
+                        Flags::empty(),
+                        Bytes::from_static(b"x"),
+                    ))])
+                    .await;
+                }
+            }
+            Some(Frame::Perf(json)) => perf.push(json),
+            Some(Frame::ConnState(ConnState {
+                state: State::DISCONNECTED,
+                ..
+            })) => break,
+            Some(Frame::ConnState(_) | Frame::CreateResult(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(rx, b"hello-from-serverecho:x", "no JSON in the payload");
+    let [json] = &perf[..] else {
+        panic!("one PERF frame before DISCONNECTED: {perf:?}")
+    };
+    // All of it, not the C proxy's first 5 bytes.
+    let v: serde_json::Value = serde_json::from_slice(json)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(json)));
+    assert!(json.len() > 5);
+    assert_eq!(v["peer"], "127.0.0.1");
 }
 
 /// A raw server that writes `total` bytes of a counting pattern at once, then closes

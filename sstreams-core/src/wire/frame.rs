@@ -164,7 +164,8 @@ impl Payload {
         }
     }
 
-    fn write(&self, dst: &mut BytesMut) {
+    /// Everything before the payload bytes
+    fn write_head(&self, dst: &mut BytesMut) {
         dst.put_u32(self.flags.bits());
         dst.put_u32(self.latency_us);
         dst.put_u64(self.timestamp_us);
@@ -173,7 +174,6 @@ impl Payload {
             dst.put_u8(r.len() as u8);
             dst.put_slice(r);
         }
-        dst.put_slice(&self.data);
     }
 
     fn parse(frame_type: FrameType, body: Bytes) -> Result<Self, MalformedFrame> {
@@ -326,8 +326,26 @@ impl Frame {
     /// Nothing is written if the frame breaks a limit (see [`EncodeError`]).
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
         self.validate()?;
+        dst.reserve(self.encoded_len());
+        let tail = self.write_head(dst);
+        dst.put_slice(&tail);
+        Ok(())
+    }
+
+    /// As [`encode`](Self::encode), but leaves out the bytes at the end of the frame that are
+    /// already [`Bytes`] (the data of a payload frame, the JSON of PERF) and returns them
+    /// instead (empty for other frames)
+    ///
+    /// Writing the bytes appended to `dst` and then the returned ones gives exactly what
+    /// `encode` writes, without copying the payload: made for vectored writes.
+    pub fn encode_head(&self, dst: &mut BytesMut) -> Result<Bytes, EncodeError> {
+        self.validate()?;
+        Ok(self.write_head(dst))
+    }
+
+    /// Writes all but the trailing [`Bytes`] of a valid frame, and returns those
+    fn write_head(&self, dst: &mut BytesMut) -> Bytes {
         let body_len = self.body_len();
-        dst.reserve(HEADER_LEN + body_len);
         dst.put_u8(self.frame_type().as_u8());
         // `validate` checked body_len ≤ 65535.
         dst.put_u16(body_len as u16);
@@ -339,7 +357,10 @@ impl Frame {
                 dst.put_slice(&s.name);
             }
             Self::OnwardConnect | Self::Destroying => {}
-            Self::TxPayload(p) | Self::RxPayload(p) => p.write(dst),
+            Self::TxPayload(p) | Self::RxPayload(p) => {
+                p.write_head(dst);
+                return p.data.clone();
+            }
             Self::TxMetadata(m) | Self::RxMetadata(m) => {
                 // `validate` checked 1 ≤ name length ≤ 30.
                 dst.put_u8(m.name.len() as u8);
@@ -362,9 +383,9 @@ impl Frame {
                 }
                 dst.put_u32(c.ack);
             }
-            Self::Perf(json) => dst.put_slice(json),
+            Self::Perf(json) => return json.clone(),
         }
-        Ok(())
+        Bytes::new()
     }
 
     /// The frame's bytes in a new buffer; see [`encode`](Self::encode)

@@ -32,6 +32,7 @@ mod error;
 mod frame;
 mod frame_type;
 mod link;
+mod outbox;
 
 #[cfg(test)]
 mod tests;
@@ -45,6 +46,7 @@ pub use error::{EncodeError, MalformedFrame, WireError};
 pub use frame::{ConnState, CreateResult, Frame, Metadata, Payload, StreamType};
 pub use frame_type::{Direction, FrameType};
 pub use link::{LinkViolation, ProxyAction, ProxyLink, ProxyLinkState, rideshare_list};
+pub use outbox::{MAX_RX_CHUNK, Outbox, OutboxLimits};
 
 /// Length in bytes of every frame header: type code and the 2-byte body length
 pub const HEADER_LEN: usize = 3;

@@ -7,41 +7,64 @@
 //! * client → stream: TX_PAYLOAD is sent on the stream; METADATA sets metadata;
 //!   PAYLOAD_LENGTH_HINT announces the length (and asks to send, which connects);
 //!   ONWARD_CONNECT connects; TIMEOUT_UPDATE starts (0: the policy's `timeout_ms`) or cancels
-//!   (`u32::MAX`) the stream timeout; TXCR_UPDATE is accepted and has no effect (no h2 yet);
-//!   DESTROYING hangs up, as C does.
-//! * stream → client: every state as CONNSTATE, captured metadata as METADATA, payload as
-//!   RX_PAYLOAD (split into frames of at most [`rx_chunk_limit`] bytes, SOM on the first
-//!   piece and EOM on the last).
+//!   (`u32::MAX`) the stream timeout; TXCR_UPDATE is given to the stream as peer credit
+//!   ([`Stream::add_peer_tx_credit`](crate::Stream::add_peer_tx_credit); only protocols with
+//!   credit act on it); DESTROYING hangs up, as C does.
+//! * stream → client, in the C proxy's write order (spec §7.2, [`Outbox`]): CREATE_RESULT,
+//!   then captured metadata as METADATA, then connection-performance JSON (rx flagged
+//!   `PERF_JSON`) as PERF with all of the JSON (C truncates it to 5 bytes), then states as
+//!   CONNSTATE and payload as RX_PAYLOAD (frames of at most [`rx_chunk_limit`] bytes, SOM on
+//!   the first piece and EOM on the last) in the order they came.
+//!
+//! Reading the client and writing to it run side by side in the link's task; frames are
+//! written with vectored writes, the payload bytes straight from the onward stream's buffers.
 //!
 //! A malformed frame, a frame of the wrong direction or a second STREAMTYPE closes that link
 //! only. Closing the link destroys the stream (its last states are not delivered, as in C).
 //!
-//! Memory per link is bounded: the stream's events wait in a bounded queue, so a client that
-//! does not read stops the proxy reading the onward connection; payload from the client is
-//! read only as fast as the onward stream takes it.
+//! # Memory and flow control (spec §6)
+//!
+//! Per link, both directions are bounded by the streamtype's `proxy_buflen` (default 32768):
+//!
+//! * toward the client, the frames not yet written are counted; at `proxy_buflen` (or above
+//!   `proxy_buflen_rxflow_on_above`, resuming below `proxy_buflen_rxflow_off_below`) the
+//!   proxy stops taking the onward stream's events, whose bounded queue then stops the
+//!   onward connection being read. The count may pass the limit by one event (one rx).
+//!   Unlike C, which discards everything queued for the client on overflow and reports the
+//!   onward stream disconnected, nothing is dropped: the onward peer is made to wait.
+//! * from the client, payload is handed to the stream with
+//!   [`Stream::write`](crate::Stream::write) and a `tx_queue_limit` of `proxy_buflen`: while
+//!   the onward connection has not taken that much, the link is not read.
+//!
+//! # Credit toward the client
+//!
+//! TXCR_UPDATE to the client ([`Outbox::handle_credit`]) is produced in C only by h2 onward
+//! streams (the server's initial window, then its window updates). There is no h2 binding
+//! yet, and the stream's events carry no credit; when there is, its credit event goes to
+//! `Outbox::handle_credit`.
 //!
 //! For http POST/PUT/PATCH streamtypes the proxy reports `CONNECTED` right after `CONNECTING`
 //! (and drops the later real one of that transaction), as the C proxy does when the request
 //! headers go out: C clients send the body only after `CONNECTED`.
 //!
 //! Metadata the onward stream captures (e.g. mapped response headers) goes back as METADATA
-//! (0x59) before the state it came with. Not yet: PERF (0x5B) and tx credit.
+//! (0x59) before the state it came with.
 
 use std::future::Future;
 use std::io;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use sstreams_core::smd::STREAMTYPE_NAME;
-use sstreams_core::stream::{PayloadFlags, State};
+use sstreams_core::stream::State;
 use sstreams_core::wire::{
-    self, ConnState, CreateResult, Decoder, Frame, LinkViolation, MAX_BODY_LEN, PAYLOAD_HEADER_LEN,
-    Payload, ProxyAction, ProxyLink, rideshare_list,
+    self, ConnState, CreateResult, Decoder, LinkViolation, Outbox, OutboxLimits, ProxyAction,
+    ProxyLink, rideshare_list,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::task::JoinSet;
 
-use super::frame_io::{FrameIoError, READ_SIZE, read_frame, write_frames};
+use super::frame_io::{FrameIoError, READ_SIZE, WriteBatch, read_frame};
 use super::listen::{Accepted, LinkSocket, Peer, ProxyListener};
 use crate::{Context, StreamEvent, StreamOptions};
 
@@ -49,7 +72,7 @@ use crate::{Context, StreamEvent, StreamOptions};
 pub const STREAMTYPE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Most payload bytes one RX_PAYLOAD frame can carry
-pub const MAX_RX_CHUNK: usize = MAX_BODY_LEN - PAYLOAD_HEADER_LEN;
+pub const MAX_RX_CHUNK: usize = wire::MAX_RX_CHUNK;
 
 /// The C client's reassembly buffer when CREATE_RESULT says `client_buflen` 0
 const C_CLIENT_DEFAULT_BUFLEN: u32 = 32_768;
@@ -98,8 +121,14 @@ pub async fn serve(
 pub async fn serve_link(cx: Context, accepted: Accepted) {
     let Accepted { socket, peer, .. } = accepted;
     let result = match socket {
-        LinkSocket::Unix(s) => link(cx, s, peer).await,
-        LinkSocket::Tcp(s) => link(cx, s, peer).await,
+        LinkSocket::Unix(s) => {
+            let (rd, wr) = s.into_split();
+            link(cx, rd, wr, peer).await
+        }
+        LinkSocket::Tcp(s) => {
+            let (rd, wr) = s.into_split();
+            link(cx, rd, wr, peer).await
+        }
     };
     match result {
         Ok(()) => tracing::debug!("SS proxy: link from {peer} closed"),
@@ -122,13 +151,12 @@ enum LinkError {
     Frame(#[from] FrameIoError),
 }
 
-async fn link<S>(cx: Context, io: S, peer: Peer) -> Result<(), LinkError>
+async fn link<R, W>(cx: Context, mut rd: R, mut wr: W, peer: Peer) -> Result<(), LinkError>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
 {
-    let (mut rd, mut wr) = tokio::io::split(io);
     let mut decoder = Decoder::proxy_side();
-    let mut out = BytesMut::with_capacity(READ_SIZE);
 
     let mut link = ProxyLink::new();
     let wait = async {
@@ -152,16 +180,27 @@ where
     else {
         return Ok(());
     };
+    // Both directions are bounded by the streamtype's proxy_buflen (spec §6).
+    let limits = cx
+        .policy()
+        .streamtype(&name)
+        .map(|st| OutboxLimits::from_policy(st.buffers()))
+        .unwrap_or_default();
+    let mut outbox = Outbox::new(limits);
     let mut options = StreamOptions::default();
     // For `_lws_smd` the credit field is the SMD class mask; otherwise it is advisory.
     options.tx_credit(tx_credit as i32);
-    let (stream, mut events) = match cx.open_with(&name, options) {
+    options.tx_queue_limit(limits.buflen);
+    let (stream, events) = match cx.open_with(&name, options) {
         Ok(s) => s,
         Err(e) => {
             tracing::info!("SS proxy: {peer} asked for {name:?}: {e}");
             link.handle_created(false);
-            let failed = Frame::CreateResult(CreateResult::failed());
-            write_frames(&mut wr, &mut out, &[failed]).await?;
+            outbox.handle_create_result(CreateResult::failed());
+            let mut batch = WriteBatch::default();
+            while batch.fill(&mut outbox)? {
+                batch.write_all(&mut wr, &mut outbox).await?;
+            }
             return Ok(());
         }
     };
@@ -173,14 +212,14 @@ where
         st.buffers().client_buflen
     };
     let rideshares = rideshare_list(&name, st.spec().rideshare.as_deref());
-    let created = CreateResult {
+    outbox.handle_create_result(CreateResult {
         result: 0,
         client_buflen,
         rideshares,
-    };
-    write_frames(&mut wr, &mut out, &[Frame::CreateResult(created)]).await?;
+    });
+    outbox.rx_chunk(rx_chunk_limit(client_buflen));
+    // Written before anything else (the outbox's order), so the link is operational now.
     link.handle_created(true);
-    let rx_limit = rx_chunk_limit(client_buflen);
     // An http request with a body: C clients send the body only after CONNECTED, which the
     // onward stream reports at the response, so the proxy says CONNECTED as soon as the
     // connection is being made (C does the same when the headers go out).
@@ -189,17 +228,34 @@ where
         let method = st.http().method.as_deref().unwrap_or("GET");
         st.protocol().is_http() && matches!(method, "POST" | "PUT" | "PATCH")
     };
-    let mut early_connected = if with_body {
+    let early_connected = if with_body {
         EarlyConnected::Armed
     } else {
         EarlyConnected::Off
     };
 
+    // Reading the client and writing to it run side by side: a client payload waiting for
+    // room in the onward stream does not hold up what goes back, and the reverse.
+    let from_client = from_client(&mut rd, &mut decoder, &mut link, &stream);
+    let to_client = to_client(&mut wr, events, &mut outbox, early_connected);
+    tokio::select! {
+        r = from_client => r,
+        r = to_client => r,
+    }
+}
+
+/// Client → onward stream, until the client closes the link or breaks the protocol
+async fn from_client<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    decoder: &mut Decoder,
+    link: &mut ProxyLink,
+    stream: &crate::Stream,
+) -> Result<(), LinkError> {
     loop {
         // Frames already read (e.g. sent together with STREAMTYPE) go first.
         while let Some(frame) = decoder.poll_frame()? {
             match link.handle_frame(frame) {
-                Ok(Some(action)) => apply(&stream, action),
+                Ok(Some(action)) => apply(stream, action).await,
                 Ok(None) => {}
                 // The client hangs up this way (C clients just close the link).
                 Err(LinkViolation::Destroying) => return Ok(()),
@@ -207,43 +263,63 @@ where
             }
         }
         decoder.buffer_mut().reserve(READ_SIZE);
+        if rd.read_buf(decoder.buffer_mut()).await? == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Onward stream → client: pulls the stream's events while the outbox has room and writes
+/// the outbox's frames, both at once; ends when the stream has ended and all is written
+async fn to_client<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    mut events: crate::StreamEvents,
+    outbox: &mut Outbox,
+    mut early_connected: EarlyConnected,
+) -> Result<(), LinkError> {
+    let mut batch = WriteBatch::default();
+    let mut open = true;
+    loop {
+        if batch.is_empty() && !batch.fill(outbox)? && !open {
+            return Ok(());
+        }
         tokio::select! {
-            n = rd.read_buf(decoder.buffer_mut()) => {
-                if n? == 0 {
-                    return Ok(());
-                }
-            }
-            event = events.next() => match event {
-                None => return Ok(()),
+            // Events first: they go into the same write while there is room.
+            biased;
+            event = events.next(), if open && outbox.wants_rx() => match event {
+                None => open = false,
                 Some(StreamEvent::State(state, ack)) => {
                     match (state, early_connected) {
                         // Already announced: the client is sending its body.
                         (State::CONNECTED, EarlyConnected::Sent) => {
                             early_connected = EarlyConnected::Armed;
-                            continue;
                         }
                         (State::CONNECTING, EarlyConnected::Armed) => {
                             early_connected = EarlyConnected::Sent;
-                            let frames = [
-                                Frame::ConnState(ConnState { state, ack }),
-                                Frame::ConnState(ConnState { state: State::CONNECTED, ack: 0 }),
-                            ];
-                            write_frames(&mut wr, &mut out, &frames).await?;
-                            continue;
+                            outbox.handle_state(ConnState { state, ack });
+                            outbox.handle_state(ConnState { state: State::CONNECTED, ack: 0 });
                         }
-                        _ => {}
+                        _ => outbox.handle_state(ConnState { state, ack }),
                     }
-                    write_frames(&mut wr, &mut out, &[Frame::ConnState(ConnState { state, ack })])
-                        .await?;
                 }
                 Some(StreamEvent::Rx(data, flags)) => {
-                    send_rx(&mut wr, &mut out, data, flags, rx_limit).await?;
+                    outbox.handle_rx(data, flags, crate::clock::monotonic_us());
                 }
                 Some(StreamEvent::Metadata(name, value)) => {
                     let m = wire::Metadata { name: Bytes::from(name), value };
-                    write_frames(&mut wr, &mut out, &[Frame::RxMetadata(m)]).await?;
+                    if let Err(e) = outbox.handle_metadata(m) {
+                        tracing::info!("SS proxy: metadata not sent: {e}");
+                    }
                 }
             },
+            n = batch.write(wr), if !batch.is_empty() => {
+                let n = n?;
+                if n == 0 {
+                    return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+                }
+                batch.advance(n);
+                outbox.handle_written(n);
+            }
         }
     }
 }
@@ -259,10 +335,11 @@ enum EarlyConnected {
     Sent,
 }
 
-/// Carries out what a client frame asked for
-fn apply(stream: &crate::Stream, action: ProxyAction) {
+/// Carries out what a client frame asked for; payload waits while the onward stream has
+/// `proxy_buflen` bytes or more queued, which stops the link being read
+async fn apply(stream: &crate::Stream, action: ProxyAction) {
     match action {
-        ProxyAction::Payload(p) => stream.send(p.data, p.flags),
+        ProxyAction::Payload(p) => stream.write(p.data, p.flags).await,
         ProxyAction::Metadata(m) => {
             let name = String::from_utf8_lossy(&m.name);
             if let Err(e) = stream.set_metadata(&name, m.value) {
@@ -273,36 +350,8 @@ fn apply(stream: &crate::Stream, action: ProxyAction) {
         ProxyAction::Connect => stream.connect(),
         ProxyAction::StartTimeout(t) => stream.start_timeout(t),
         ProxyAction::CancelTimeout => stream.cancel_timeout(),
-        // Credit only matters for h2 onward streams, which come later; `Create` is handled
-        // before the link is operational.
+        ProxyAction::Credit(delta) => stream.add_peer_tx_credit(delta),
+        // `Create` is handled before the link is operational.
         _ => {}
     }
-}
-
-/// Sends payload as RX_PAYLOAD frames of at most `limit` bytes, in one write
-async fn send_rx<W: AsyncWrite + Unpin>(
-    wr: &mut W,
-    out: &mut BytesMut,
-    data: Bytes,
-    flags: PayloadFlags,
-    limit: usize,
-) -> Result<(), LinkError> {
-    let pieces = data.len().div_ceil(limit).max(1);
-    let frames: Vec<Frame> = (0..pieces)
-        .map(|i| {
-            let piece = data.slice(i * limit..((i + 1) * limit).min(data.len()));
-            let mut f = flags;
-            if i > 0 {
-                f = f - PayloadFlags::SOM;
-            }
-            if i + 1 < pieces {
-                f = f - PayloadFlags::EOM;
-            }
-            let mut p = Payload::new(f, piece);
-            p.timestamp_us = crate::clock::monotonic_us();
-            Frame::RxPayload(p)
-        })
-        .collect();
-    write_frames(wr, out, &frames).await?;
-    Ok(())
 }
