@@ -1,14 +1,17 @@
 //! `sstreams bench proxy`: what going through the SS proxy costs, measured in one run
 //!
 //! Everything runs in this process on loopback, as tasks of one tokio runtime with two worker
-//! threads (the runtime the `sstreams proxy` command uses on a two-core machine): a TCP server,
+//! threads (the runtime the `sstreams proxy` command uses on a two-core machine): the servers (bulk on a Unix socket, echo on TCP),
 //! the proxy (on an abstract Unix socket) and the clients. (Separate single-threaded runtimes,
 //! one per role as separate processes would have, measured slower and noisier on a two-core
 //! machine: every hop becomes a thread wake-up.) Reported side by side, as the median of
 //! interleaved rounds (so a noisy patch of the machine hits every row alike):
 //!
-//! * bulk MB/s of a raw stream receiving a large body: through the proxy, direct, and a bare
-//!   Unix-socket copy of the same size (the ceiling); the share of the ceiling is the median
+//! * bulk MB/s of a raw stream receiving a large body from a server on a Unix socket: through
+//!   the proxy, direct, and a bare Unix-socket copy of the same size (the ceiling: the proxy
+//!   path copies every byte through two sockets, the bare copy through one, so 50% is the
+//!   most a copying proxy can reach), and a bare relay (two socket pairs and a plain copy
+//!   between them: what the least a proxy can do costs); the share of the ceiling is the median
 //!   of each round's ratio; also the CPU time the process spent per GB (all threads: sender,
 //!   proxy and receiver), which other work on the machine disturbs far less than MB/s;
 //! * small-message round trips (32 bytes echoed): per second and p50/p99 latency, direct and
@@ -71,10 +74,8 @@ async fn bench(args: &ProxyBenchArgs) -> Result<(), String> {
     let bulk = bulk_server(bulk_len).await?;
     let echo = echo_server().await?;
     let policy = format!(
-        r#"{{ "s": [ {{ "bulk": {{ "endpoint": "{}", "port": {}, "protocol": "raw" }} }},
+        r#"{{ "s": [ {{ "bulk": {{ "endpoint": "+@{bulk}", "protocol": "raw" }} }},
                      {{ "echo": {{ "endpoint": "{}", "port": {}, "protocol": "raw" }} }} ] }}"#,
-        bulk.ip(),
-        bulk.port(),
         echo.ip(),
         echo.port()
     );
@@ -106,10 +107,14 @@ async fn bench(args: &ProxyBenchArgs) -> Result<(), String> {
         args.smd_messages
     );
     let (mut bare, mut d_bulk, mut p_bulk) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut relay, mut r_share) = (Vec::new(), Vec::new());
     let (mut d_share, mut p_share) = (Vec::new(), Vec::new());
     let (mut d_rtt, mut p_rtt, mut added) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
-        let (b, b_cpu) = cpu_per_gb(bulk_len, bare_unix(bulk_len)).await?;
+        let (b, b_cpu) = cpu_per_gb(bulk_len, bare_unix(bulk_len, false)).await?;
+        let (r, r_cpu) = cpu_per_gb(bulk_len, bare_unix(bulk_len, true)).await?;
+        relay.push((r, r_cpu));
+        r_share.push((r / b * 100.0, r_cpu / b_cpu));
         let (d, d_cpu) = cpu_per_gb(bulk_len, stream_bulk(&direct, bulk_len)).await?;
         let (p, p_cpu) = cpu_per_gb(bulk_len, stream_bulk(&proxied, bulk_len)).await?;
         bare.push((b, b_cpu));
@@ -129,6 +134,7 @@ async fn bench(args: &ProxyBenchArgs) -> Result<(), String> {
     );
     for (what, v, share) in [
         ("bare Unix-socket copy", bare, vec![(100.0, 1.0)]),
+        ("bare relay, two Unix sockets", relay, r_share),
         ("direct stream", d_bulk, d_share),
         ("through the proxy", p_bulk, p_share),
     ] {
@@ -162,11 +168,16 @@ async fn bench(args: &ProxyBenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-async fn bulk_server(len: u64) -> Result<SocketAddr, String> {
-    let l = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let addr = l.local_addr().map_err(|e| e.to_string())?;
+/// Serves `len` bytes to every connection, on an abstract Unix socket whose name it returns
+/// (a Unix socket like the bare copy's, so the rows differ only in what sstreams adds)
+async fn bulk_server(len: u64) -> Result<String, String> {
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("sstreams-bench-bulk-{}", std::process::id());
+    let addr =
+        std::os::unix::net::SocketAddr::from_abstract_name(&name).map_err(|e| e.to_string())?;
+    let l = std::os::unix::net::UnixListener::bind_addr(&addr).map_err(|e| e.to_string())?;
+    l.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let l = tokio::net::UnixListener::from_std(l).map_err(|e| e.to_string())?;
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
             tokio::spawn(async move {
@@ -182,7 +193,7 @@ async fn bulk_server(len: u64) -> Result<SocketAddr, String> {
             });
         }
     });
-    Ok(addr)
+    Ok(name)
 }
 
 async fn echo_server() -> Result<SocketAddr, String> {
@@ -230,8 +241,9 @@ fn cpu_ns() -> u64 {
         .sum()
 }
 
-/// The ceiling: the same bytes over a Unix socket pair, no framing
-async fn bare_unix(len: u64) -> Result<f64, String> {
+/// The ceiling: the same bytes over a Unix socket pair, no framing; with `relay`, over two
+/// pairs with a task copying from one to the other (the least any proxy does)
+async fn bare_unix(len: u64, relay: bool) -> Result<f64, String> {
     let (mut a, mut b) = tokio::net::UnixStream::pair().map_err(|e| e.to_string())?;
     let start = Instant::now();
     let writer = tokio::spawn(async move {
@@ -244,6 +256,18 @@ async fn bare_unix(len: u64) -> Result<f64, String> {
         }
         Ok::<_, std::io::Error>(())
     });
+    if relay {
+        let (mut c, d) = tokio::net::UnixStream::pair().map_err(|e| e.to_string())?;
+        let mut from = std::mem::replace(&mut b, d);
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; CHUNK];
+            while let Ok(n) = from.read(&mut buf).await {
+                if n == 0 || c.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
     let mut buf = vec![0u8; CHUNK];
     let mut got = 0u64;
     while got < len {

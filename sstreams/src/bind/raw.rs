@@ -13,7 +13,11 @@ use super::{BindContext, BindEvent};
 use crate::transport::Transport;
 
 /// Most bytes delivered in one rx
-pub const READ_CHUNK: usize = 64 * 1024;
+pub const READ_CHUNK: usize = 256 * 1024;
+
+/// Bytes reserved for the first read; each read that fills the space doubles it, up to
+/// [`READ_CHUNK`] (a quiet connection holds little, a bulk one reads in large gulps)
+const FIRST_READ: usize = 16 * 1024;
 
 /// Runs one raw connection until either side closes it
 pub async fn run(mut cx: BindContext, transport: Transport) {
@@ -21,17 +25,21 @@ pub async fn run(mut cx: BindContext, transport: Transport) {
     if !cx.emit(BindEvent::Connected).await || !cx.emit(BindEvent::WantTx).await {
         return;
     }
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut want = FIRST_READ;
+    let mut buf = BytesMut::with_capacity(want);
     let error = loop {
         tokio::select! {
             read = rd.read_buf(&mut buf) => match read {
                 Ok(0) => break None,
-                Ok(_) => {
+                Ok(n) => {
+                    if n >= want {
+                        want = (want * 2).min(READ_CHUNK);
+                    }
                     let chunk = buf.split().freeze();
                     if !cx.emit(BindEvent::Rx(chunk, PayloadFlags::empty())).await {
                         return;
                     }
-                    buf.reserve(READ_CHUNK);
+                    buf.reserve(want);
                 }
                 Err(e) => break Some(e.to_string()),
             },
