@@ -142,6 +142,8 @@ pub(super) fn check(direction: Direction, max_body: usize, src: &[u8]) -> Result
     let frame_type = FrameType::from_u8(code);
     match frame_type.direction() {
         Some(d) if d == direction => {}
+        // The C proxy skips a PERF a client sends (spec §4.3): let it through to be ignored.
+        Some(_) if frame_type == FrameType::PERF => {}
         Some(_) => {
             return Err(MalformedFrame::WrongDirection {
                 frame_type,

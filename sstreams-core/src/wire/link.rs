@@ -137,6 +137,8 @@ impl ProxyLink {
         let ty = frame.frame_type();
         match (self.state, frame) {
             (S::Closed, _) => Err(LinkViolation::Closed),
+            // Skipped in every state, as the C proxy does.
+            (_, Frame::Perf(_)) => Ok(None),
             (_, f) if f.direction() == super::Direction::ProxyToClient => {
                 Err(LinkViolation::WrongDirection(ty))
             }
@@ -263,6 +265,18 @@ mod tests {
             l.handle_frame(Frame::TxPayload(p.clone())),
             Ok(Some(ProxyAction::Payload(p)))
         );
+    }
+
+    #[test]
+    fn perf_from_a_client_is_skipped_in_every_state() {
+        let perf = || Frame::Perf(Bytes::from_static(b"{}"));
+        let mut l = ProxyLink::new();
+        assert_eq!(l.handle_frame(perf()), Ok(None));
+        l.handle_frame(st("a")).unwrap();
+        assert_eq!(l.handle_frame(perf()), Ok(None));
+        l.handle_created(true);
+        assert_eq!(l.handle_frame(perf()), Ok(None));
+        assert_eq!(l.state(), ProxyLinkState::Operational);
     }
 
     #[test]
