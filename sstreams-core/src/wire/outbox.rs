@@ -26,7 +26,7 @@
 //! already taken by `poll_transmit` whose write is under way. With `rxflow_on_above` set, the
 //! runtime stops pulling above it and resumes below `rxflow_off_below` (hysteresis); without
 //! it, it stops at `buflen`. The count may pass the limit by at most one onward event (one rx
-//! is accepted whole, e.g. one 64 KiB raw read).
+//! is accepted whole, e.g. one raw read of up to 256 KiB).
 //!
 //! Unlike C, nothing is ever dropped: the C proxy discards everything queued for the client
 //! and reports the onward stream disconnected when its buffer overflows; here the onward
