@@ -4,6 +4,8 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
 
+mod support;
+
 /// Serves one HTTP/1.1 response; returns the port and the request it received
 fn serve_once(status: &str, body: &'static str) -> (u16, std::thread::JoinHandle<String>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -94,26 +96,7 @@ struct OurProxy(std::process::Child);
 
 impl OurProxy {
     fn start(policy: &str, addr: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sstreams"))
-            .args(["proxy", "--policy", policy, "--listen", addr])
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        let mut seen = Vec::new();
-        let mut byte = [0u8; 1];
-        while !String::from_utf8_lossy(&seen).contains("listening on") {
-            assert_eq!(
-                stderr.read(&mut byte).unwrap(),
-                1,
-                "proxy exited early: {}",
-                String::from_utf8_lossy(&seen)
-            );
-            seen.push(byte[0]);
-        }
-        // Keep draining its log so that it never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Self(child)
+        Self(support::spawn_proxy(&["--policy", policy, "--listen", addr]).0)
     }
 }
 

@@ -4,38 +4,17 @@
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
 use std::time::Duration;
+
+mod support;
 
 #[test]
 fn proxy_serves_then_stops_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("sstreams-cli-proxy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let sock = dir.join("proxy.sock");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sstreams"))
-        .args([
-            "proxy",
-            "--listen",
-            sock.to_str().unwrap(),
-            "--socket-mode",
-            "660",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The daemon says when it listens: wait for that line (bounded by the pipe closing).
-    let mut stderr = child.stderr.take().unwrap();
-    let mut seen = Vec::new();
-    let mut byte = [0u8; 1];
-    while !String::from_utf8_lossy(&seen).contains("listening on") {
-        assert_eq!(
-            stderr.read(&mut byte).unwrap(),
-            1,
-            "proxy exited early: {}",
-            String::from_utf8_lossy(&seen)
-        );
-        seen.push(byte[0]);
-    }
+    let (mut child, _) =
+        support::spawn_proxy(&["--listen", sock.to_str().unwrap(), "--socket-mode", "660"]);
     assert_eq!(
         std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
         0o660

@@ -1,9 +1,10 @@
 //! `sstreams demo smd --via-proxy`: the `_lws_smd` stream through an in-process proxy, and
 //! through a separate `sstreams proxy` process
 
-use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
+
+mod support;
 
 fn demo(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_sstreams"))
@@ -25,23 +26,7 @@ fn via_an_in_process_proxy() {
 #[test]
 fn via_a_proxy_process() {
     let name = format!("@sstreams-demo-proxy-{}", std::process::id());
-    let mut proxy = Command::new(env!("CARGO_BIN_EXE_sstreams"))
-        .args(["proxy", "--listen", &name])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = proxy.stderr.take().unwrap();
-    let mut seen = Vec::new();
-    let mut byte = [0u8; 1];
-    while !String::from_utf8_lossy(&seen).contains("listening on") {
-        assert_eq!(
-            stderr.read(&mut byte).unwrap(),
-            1,
-            "proxy exited: {}",
-            String::from_utf8_lossy(&seen)
-        );
-        seen.push(byte[0]);
-    }
+    let (mut proxy, _) = support::spawn_proxy(&["--listen", &name]);
     let (ok, text) = demo(&[
         "--via-proxy",
         "--proxy",

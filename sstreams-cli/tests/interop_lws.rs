@@ -34,6 +34,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+mod support;
+
 fn lws_bin(name: &str) -> PathBuf {
     let dir =
         std::env::var_os("LWS_BIN_DIR").expect("LWS_BIN_DIR names the libwebsockets bin directory");
@@ -49,33 +51,7 @@ fn our_proxy() -> Child {
 
 /// `sstreams proxy` with `args`, once it listens; and the address it says it listens on
 fn our_proxy_with(args: &[&str]) -> (Child, String) {
-    let mut proxy = Command::new(env!("CARGO_BIN_EXE_sstreams"))
-        .arg("proxy")
-        .args(args)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = proxy.stderr.take().unwrap();
-    let mut seen = Vec::new();
-    let mut byte = [0u8; 1];
-    let marker = "listening on ";
-    loop {
-        assert_eq!(
-            stderr.read(&mut byte).unwrap(),
-            1,
-            "proxy exited: {}",
-            String::from_utf8_lossy(&seen)
-        );
-        if byte[0] == b'\n' && String::from_utf8_lossy(&seen).contains(marker) {
-            break;
-        }
-        seen.push(byte[0]);
-    }
-    let line = String::from_utf8_lossy(&seen).into_owned();
-    let addr = line[line.find(marker).unwrap() + marker.len()..].to_owned();
-    // Keep draining its log so that it never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    (proxy, addr)
+    support::spawn_proxy(args)
 }
 
 fn stop(mut proxy: Child) {
