@@ -38,11 +38,18 @@ async fn start_proxy(policy: &str, name: &str) -> Context {
 
 /// The application: set the host, send "ping", collect states until the echo is back
 async fn app(cx: &Context) -> (Vec<State>, Vec<u8>) {
+    echo(cx, b"ping".to_vec()).await
+}
+
+/// Sends `sent` in one send on an `echo` stream; the states and the payload until all of it
+/// is echoed
+async fn echo(cx: &Context, sent: Vec<u8>) -> (Vec<State>, Vec<u8>) {
     let (stream, mut events) = cx.open("echo").unwrap();
     stream.set_metadata("host", "127.0.0.1").unwrap();
-    stream.send(&b"ping"[..], Flags::empty());
+    let len = sent.len();
+    stream.send(sent, Flags::empty());
     let (mut states, mut data) = (Vec::new(), Vec::new());
-    while data.len() < 4 {
+    while data.len() < len {
         match tokio::time::timeout(LIMIT, events.next())
             .await
             .expect("in time")
@@ -269,23 +276,9 @@ async fn one_send_longer_than_a_frame_arrives_whole() {
         .proxy(ProxyAddr::Abstract(name))
         .build()
         .unwrap();
-    let (stream, mut events) = cx.open("echo").unwrap();
-    stream.set_metadata("host", "127.0.0.1").unwrap();
     // Over three frames' worth in one send.
     let sent: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    stream.send(sent.clone(), Flags::SOM | Flags::EOM);
-    let mut got = Vec::new();
-    while got.len() < sent.len() {
-        match tokio::time::timeout(LIMIT, events.next())
-            .await
-            .expect("in time")
-            .expect("alive")
-        {
-            StreamEvent::Rx(d, _) => got.extend_from_slice(&d),
-            StreamEvent::State(..) => {}
-            other => panic!("{other:?}"),
-        }
-    }
+    let (_, got) = echo(&cx, sent.clone()).await;
     assert!(got == sent, "the echo differs from what was sent");
 }
 
