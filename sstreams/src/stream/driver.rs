@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use sstreams_core::policy::{Endpoint, Protocol, StreamType, Target};
 use sstreams_core::smd::SmdClass;
 use sstreams_core::stream::perf::ConnPerf;
@@ -23,7 +23,7 @@ use sstreams_core::stream::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Command, Deliver, Face, Flow, FlowTask, MetadataStore, Stream, StreamCx, StreamEvent};
+use super::{Command, Deliver, Face, Flow, FlowTask, MetadataStore, Stream, StreamEvent};
 use crate::bind::blobs::HttpBlobs;
 use crate::bind::cookies::CookieJar;
 use crate::bind::{self, BindContext, BindEvent, EVENT_QUEUE, TxChunk};
@@ -256,16 +256,11 @@ impl Driver {
                 self.core.start_timeout(now(), t);
             }
             Command::CancelTimeout => self.core.cancel_timeout(),
-            Command::Send(data, flags) => match &mut self.face {
-                Face::Channel { queued, .. } => {
-                    queued.push_back((data, flags));
+            Command::Send(data, flags) => {
+                if self.face.queue_send(data, flags, &self.flow) {
                     self.apply(Command::RequestTx(None));
                 }
-                Face::Handler(_) => {
-                    self.flow.taken(data.len());
-                    tracing::warn!("send() on a stream with a handler: its tx gives the payload");
-                }
-            },
+            }
             Command::Destroy => self.core.handle_destroy(),
             // Neither raw nor h1 has credit; the handle keeps the estimate.
             Command::AddPeerTxCredit(_) => {}
@@ -376,38 +371,21 @@ impl Driver {
             return;
         }
         let http = self.streamtype.protocol().is_http();
-        let (chunk, ret) = match &mut self.face {
-            Face::Handler(h) => {
-                let mut buf = BytesMut::new();
-                let mut flags = PayloadFlags::empty();
-                let mut cx = StreamCx {
-                    streamtype: &self.streamtype,
-                    metadata: &self.metadata,
-                    commands: &mut self.pending,
-                };
-                let ret = h.tx(&mut cx, self.tx_ord, &mut buf, &mut flags);
-                self.tx_ord = self.tx_ord.wrapping_add(1);
-                let chunk = (ret == StateReturn::Ok).then(|| TxChunk {
-                    data: buf.freeze(),
-                    flags,
-                });
-                (chunk, ret)
-            }
-            Face::Channel { queued, .. } => match queued.pop_front() {
-                Some((data, flags)) => {
-                    self.flow.taken(data.len());
-                    (Some(TxChunk { data, flags }), StateReturn::Ok)
-                }
-                None => (None, StateReturn::TxDontSend),
-            },
+        let d = Deliver {
+            streamtype: &self.streamtype,
+            metadata: &self.metadata,
+            commands: &mut self.pending,
         };
+        let (chunk, ret) = self.face.produce_tx(d, &mut self.tx_ord, &self.flow);
+        // A handler's payload goes only with OK.
+        let chunk = chunk
+            .filter(|_| ret == StateReturn::Ok)
+            .map(|(data, flags)| TxChunk { data, flags });
         match chunk {
             Some(chunk) => {
                 // An http body without EOM continues: ask for the next part at once.
-                let more_queued =
-                    matches!(&self.face, Face::Channel { queued, .. } if !queued.is_empty());
                 self.user_wants_tx =
-                    more_queued || (http && !chunk.flags.contains(PayloadFlags::EOM));
+                    self.face.has_queued() || (http && !chunk.flags.contains(PayloadFlags::EOM));
                 conn.wants_tx = false;
                 if chunk.flags.contains(PayloadFlags::EOM) {
                     // The announced length was for this message only (C keeps it for MQTT,

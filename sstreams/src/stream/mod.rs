@@ -361,6 +361,60 @@ impl Face {
         }
     }
 
+    /// Queues payload given to [`Stream::send`]; `false` (and the payload dropped) for a
+    /// handler, whose `tx` gives the payload instead
+    pub(crate) fn queue_send(&mut self, data: Bytes, flags: PayloadFlags, flow: &Flow) -> bool {
+        match self {
+            Self::Channel { queued, .. } => {
+                queued.push_back((data, flags));
+                true
+            }
+            Self::Handler(_) => {
+                flow.taken(data.len());
+                tracing::warn!("send() on a stream with a handler: its tx gives the payload");
+                false
+            }
+        }
+    }
+
+    /// The user's next payload: the handler's `tx` (`ord` counts its calls; `None` when it
+    /// returns `TX_DONT_SEND`), or the async face's next queued chunk (`None` when there is
+    /// none); with the handler's return code
+    pub(crate) fn produce_tx(
+        &mut self,
+        d: Deliver<'_>,
+        ord: &mut u32,
+        flow: &Flow,
+    ) -> (Option<(Bytes, PayloadFlags)>, StateReturn) {
+        match self {
+            Self::Handler(h) => {
+                let mut buf = BytesMut::new();
+                let mut flags = PayloadFlags::empty();
+                let mut cx = StreamCx {
+                    streamtype: d.streamtype,
+                    metadata: d.metadata,
+                    commands: d.commands,
+                };
+                let ret = h.tx(&mut cx, *ord, &mut buf, &mut flags);
+                *ord = ord.wrapping_add(1);
+                let chunk = (ret != StateReturn::TxDontSend).then(|| (buf.freeze(), flags));
+                (chunk, ret)
+            }
+            Self::Channel { queued, .. } => match queued.pop_front() {
+                Some((data, flags)) => {
+                    flow.taken(data.len());
+                    (Some((data, flags)), StateReturn::Ok)
+                }
+                None => (None, StateReturn::TxDontSend),
+            },
+        }
+    }
+
+    /// The async face has payload queued
+    pub(crate) fn has_queued(&self) -> bool {
+        matches!(self, Self::Channel { queued, .. } if !queued.is_empty())
+    }
+
     /// Captured metadata: an event for the async face (the store is updated by the caller)
     pub(crate) async fn metadata(&mut self, items: &[(String, Bytes)]) {
         if let Self::Channel { events, .. } = self {

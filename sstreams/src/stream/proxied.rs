@@ -28,8 +28,6 @@
 //!
 //! [`Stream::tx_credit`]: super::Stream::tx_credit
 
-use std::collections::VecDeque;
-
 use bytes::{Bytes, BytesMut};
 use sstreams_core::stream::{PayloadFlags, State, StateReturn};
 use sstreams_core::wire::{
@@ -40,7 +38,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Command, Deliver, Face, MetadataStore, StreamCx};
+use super::{Command, Deliver, Face, MetadataStore};
 use crate::proxy::frame_io::{READ_SIZE, write_frames};
 use crate::proxy::listen::ProxyAddr;
 use crate::transport::Transport;
@@ -55,8 +53,6 @@ pub(crate) struct Proxied {
     pub(crate) commands: mpsc::UnboundedReceiver<Command>,
     pub(crate) flow: super::FlowTask,
     link: ClientLink,
-    /// Payload of the async face not yet taken by the link
-    queued: VecDeque<(Bytes, PayloadFlags)>,
     tx_ord: u32,
     /// Commands issued from inside callbacks
     from_callbacks: Vec<Command>,
@@ -108,7 +104,6 @@ pub(crate) fn spawn_proxied(
         commands,
         flow: super::FlowTask(std::sync::Arc::clone(&flow)),
         link: ClientLink::new(config, Instant::now().into_std()),
-        queued: VecDeque::new(),
         tx_ord: 0,
         from_callbacks: Vec::new(),
     };
@@ -253,30 +248,19 @@ impl Proxied {
 
     /// One tx chunk from the user, if it gives one, and whether it wants to be asked again
     fn produce_tx(&mut self) -> (Option<Payload>, bool) {
-        let (data, flags, more) = match &mut self.face {
-            Face::Handler(h) => {
-                let mut buf = BytesMut::new();
-                let mut flags = PayloadFlags::empty();
-                let mut cx = StreamCx {
-                    streamtype: &self.streamtype,
-                    metadata: &self.metadata,
-                    commands: &mut self.from_callbacks,
-                };
-                let ret = h.tx(&mut cx, self.tx_ord, &mut buf, &mut flags);
-                self.tx_ord = self.tx_ord.wrapping_add(1);
-                if ret == StateReturn::TxDontSend {
-                    return (None, false);
-                }
-                // Without EOM more of the message follows (http bodies): ask again.
-                (buf.freeze(), flags, !flags.contains(PayloadFlags::EOM))
-            }
-            Face::Channel { .. } => match self.queued.pop_front() {
-                Some((data, flags)) => {
-                    self.flow.taken(data.len());
-                    (data, flags, !self.queued.is_empty())
-                }
-                None => return (None, false),
-            },
+        let d = Deliver {
+            streamtype: &self.streamtype,
+            metadata: &self.metadata,
+            commands: &mut self.from_callbacks,
+        };
+        // As C: what the handler produced goes even if it also asked to disconnect.
+        let (Some((data, flags)), _) = self.face.produce_tx(d, &mut self.tx_ord, &self.flow) else {
+            return (None, false);
+        };
+        let more = match self.face {
+            // Without EOM more of the message follows (http bodies): ask again.
+            Face::Handler(_) => !flags.contains(PayloadFlags::EOM),
+            Face::Channel { .. } => self.face.has_queued(),
         };
         let mut payload = Payload::new(flags, data);
         payload.timestamp_us = crate::clock::monotonic_us();
@@ -302,8 +286,9 @@ impl Proxied {
             Command::StartTimeout(t) => self.link.start_timeout(t),
             Command::CancelTimeout => self.link.cancel_timeout(),
             Command::Send(data, flags) => {
-                self.queued.push_back((data, flags));
-                self.link.request_tx(None);
+                if self.face.queue_send(data, flags, &self.flow) {
+                    self.link.request_tx(None);
+                }
             }
             Command::Metadata(name, value) => {
                 if let Err(e) = self.link.set_metadata(Bytes::from(name), value) {
