@@ -10,7 +10,7 @@ use sstreams::stream::{ConnState as State, Flags, StateReturn, StreamCx};
 use sstreams::{Context, StreamEvent, StreamHandler, StreamOptions};
 use sstreams_core::smd::{SmdClass, SsHeader};
 use sstreams_core::wire::{Decoder, Frame};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
@@ -326,20 +326,9 @@ impl Link {
 
     /// The next frame from the client; `None` when it closed the link
     async fn next(&mut self) -> Option<Frame> {
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(f) = self.dec.poll_frame().unwrap() {
-                return Some(f);
-            }
-            let n = tokio::time::timeout(LIMIT, self.s.read(&mut buf))
-                .await
-                .expect("in time")
-                .unwrap_or(0);
-            if n == 0 {
-                return None;
-            }
-            self.dec.handle_bytes(&buf[..n]);
-        }
+        support::next_frame(&mut self.s, &mut self.dec)
+            .await
+            .unwrap_or(None)
     }
 
     /// Expects STREAMTYPE `name`, answers CREATE_RESULT ok and CREATING as the C proxy does

@@ -88,20 +88,9 @@ impl Client {
 
     /// The next frame; `None` when the proxy closed (or reset) the link
     async fn next(&mut self) -> Option<Frame> {
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(f) = self.dec.poll_frame().unwrap() {
-                return Some(f);
-            }
-            let n = tokio::time::timeout(LIMIT, self.s.read(&mut buf))
-                .await
-                .expect("in time")
-                .unwrap_or(0);
-            if n == 0 {
-                return None;
-            }
-            self.dec.handle_bytes(&buf[..n]);
-        }
+        support::next_frame(&mut self.s, &mut self.dec)
+            .await
+            .unwrap_or(None)
     }
 
     async fn state(&mut self) -> State {

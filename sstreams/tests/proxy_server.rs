@@ -75,20 +75,9 @@ impl Client {
 
     /// The next frame, or `None` when the proxy closed the link
     async fn next(&mut self) -> Option<Frame> {
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(f) = self.dec.poll_frame().unwrap() {
-                return Some(f);
-            }
-            let n = tokio::time::timeout(LIMIT, self.s.read(&mut buf))
-                .await
-                .expect("in time")
-                .unwrap();
-            if n == 0 {
-                return None;
-            }
-            self.dec.handle_bytes(&buf[..n]);
-        }
+        support::next_frame(&mut self.s, &mut self.dec)
+            .await
+            .unwrap()
     }
 
     async fn state(&mut self) -> State {

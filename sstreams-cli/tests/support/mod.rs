@@ -1,4 +1,5 @@
 //! Helpers shared by the CLI's integration tests
+#![allow(dead_code)]
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
@@ -33,4 +34,30 @@ pub(crate) fn spawn_proxy(args: &[&str]) -> (Child, String) {
     let addr = line[line.find(marker).unwrap() + marker.len()..].to_owned();
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     (proxy, addr)
+}
+
+/// Runs `sstreams ARGS`, expects success and, for each of `rows`, a line starting with it
+/// followed by at least one figure
+pub(crate) fn expect_bench_rows(args: &[&str], rows: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sstreams"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in rows {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("{row} missing:\n{text}"));
+        let figures = line[row.len()..]
+            .split_whitespace()
+            .filter(|w| w.trim_end_matches('%').parse::<f64>().is_ok())
+            .count();
+        assert!(figures >= 1, "no figures in {line:?}");
+    }
 }

@@ -152,3 +152,25 @@ pub async fn http_once(
     });
     (port, rx)
 }
+
+/// The next frame `dec` decodes from `s`, reading as needed (each read within 10 s, else a
+/// panic); `Ok(None)` when the peer closed the link first
+pub async fn next_frame(
+    s: &mut tokio::net::UnixStream,
+    dec: &mut sstreams_core::wire::Decoder,
+) -> std::io::Result<Option<sstreams_core::wire::Frame>> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(f) = dec.poll_frame().unwrap() {
+            return Ok(Some(f));
+        }
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("in time")?;
+        if n == 0 {
+            return Ok(None);
+        }
+        dec.handle_bytes(&buf[..n]);
+    }
+}
